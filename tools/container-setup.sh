@@ -12,6 +12,7 @@
 #  3. docker.io/library/debian:bookworm-slim, the Dockerfile's build base: pulled
 #     when a registry answers, otherwise built here with debootstrap from the
 #     Debian archive (about a minute) and imported under that name.
+#  4. A throwaway container from that image starts and exits.
 # A host where `docker info` succeeds needs none of this.
 set -euo pipefail
 
@@ -69,7 +70,7 @@ elif timeout 60 podman pull -q "$BASE_IMAGE" >/dev/null 2>&1; then
 else
     log "cannot pull $BASE_IMAGE; building it with debootstrap (about a minute)"
     root=$(mktemp -d /var/tmp/ferry-bookworm.XXXXXX)
-    trap 'rm -rf "$root"' EXIT
+    trap 'rm -rf "$root" "$root.log"' EXIT
     debootstrap --variant=minbase bookworm "$root" >"$root.log" 2>&1 || {
         tail -20 "$root.log" >&2
         exit 1
@@ -78,12 +79,16 @@ else
     # Trim what a slim image does not carry either.
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
         "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/*
-    tar -C "$root" -c . | podman import \
+    tar -C "$root" -c . | podman import --quiet \
         --change 'CMD ["bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         - "$BASE_IMAGE" >/dev/null
     log "imported $BASE_IMAGE"
 fi
 
-podman --version >&2
-log "ready"
+# 4. A container really starts (runtime, ulimits, storage).
+if ! out=$(timeout 120 podman run --rm --network host "$BASE_IMAGE" true 2>&1); then
+    log "a test container does not start: $out"
+    exit 1
+fi
+log "ready: $(podman --version), a test container runs"
