@@ -1,0 +1,99 @@
+/*
+ * config.h - ferry's configuration: YAML in, plain immutable structs out.
+ *
+ * A loaded config is never modified. Workers and connections hold references to the generation
+ * they started with; a reload builds a new config beside the old one and swaps, and the old one is
+ * freed by its last config_unref(). Parsing reports the first error as "FILE:LINE:COL: message",
+ * like a compiler. This module knows nothing of sockets in use, the loop or globals.
+ */
+#ifndef FERRY_CONFIG_H
+#define FERRY_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "sock.h"
+
+#define CONFIG_BUFFER_MIN  (64u)
+#define CONFIG_BUFFER_MAX  (64u << 20)
+#define CONFIG_WEIGHT_MAX  256u
+#define CONFIG_WORKERS_MAX 256u
+
+enum balance { BALANCE_ROUND_ROBIN };
+
+/* Settings a route inherits from `defaults` unless it sets its own. */
+struct route_settings {
+    uint64_t connect_timeout_ms; /* per backend attempt, > 0 */
+    uint64_t idle_timeout_ms;    /* 0 = never */
+    unsigned connect_attempts;   /* backends tried per client connection, >= 1 */
+    size_t buffer_size;          /* bytes per direction per pair */
+};
+
+struct backend_conf {
+    char *address; /* as written in the file */
+    struct sockaddr_any addr;
+    unsigned weight; /* 1..CONFIG_WEIGHT_MAX */
+};
+
+struct listen_conf {
+    char *address; /* as written */
+    struct sockaddr_any addr;
+};
+
+struct route_conf {
+    char *name;
+    struct listen_conf *listens;
+    size_t nlistens;
+    enum balance balance;
+    struct route_settings s;
+    struct backend_conf *backends;
+    size_t nbackends;
+};
+
+struct config {
+    char *path;
+    unsigned workers;         /* resolved: "auto" becomes the CPU count */
+    bool workers_auto;        /* written as "auto" */
+    unsigned max_connections; /* 0 = derive from the open-file limit at startup */
+    uint64_t shutdown_timeout_ms;
+    enum log_level log_level;
+    enum log_format log_format;
+    bool log_access;
+    bool reload_watch;
+    struct route_settings defaults;
+    struct route_conf *routes;
+    size_t nroutes;
+    uint64_t hash;       /* FNV-1a of the file's bytes: "did anything change?" */
+    unsigned generation; /* set by whoever installs it: 1, 2, ... */
+    atomic_uint refs;
+};
+
+struct config_error {
+    char msg[1024]; /* "FILE:LINE:COL: message", or "FILE: message" without a position */
+};
+
+/* Load and validate a file. Returns 0 with *out (refs = 1), or -1 with err filled. */
+int config_load_file(const char *path, struct config **out, struct config_error *err);
+/* The same from memory; name is used in messages. */
+int config_load_string(const char *name, const char *text, size_t len, struct config **out,
+                       struct config_error *err);
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c);
+
+/* Print every route with its effective settings (for --check). */
+void config_print(const struct config *c, FILE *out);
+
+/* "250ms", "5s", "10m", "1h"; "0" (or "0s"...) only if allow_zero. 0 or -1 with *why. */
+int config_parse_duration(const char *s, bool allow_zero, uint64_t *ms, const char **why);
+/* "4096", "16KiB", "1MiB". 0 or -1 with *why. */
+int config_parse_size(const char *s, uint64_t *bytes, const char **why);
+/* Human forms for printing: "5s", "16KiB" (exact, largest unit that divides). */
+void config_format_duration(uint64_t ms, char *buf, size_t len);
+void config_format_size(uint64_t bytes, char *buf, size_t len);
+uint64_t config_hash_bytes(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * sock.h - thin wrappers over socket syscalls: listen, accept, non-blocking connect, options,
+ * address parsing and formatting (the role of redis's anet.c). No policy, no logging: every
+ * function returns a value or -errno and leaves the decision to the caller.
+ */
+#ifndef FERRY_SOCK_H
+#define FERRY_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* A resolved socket address with its length. */
+struct sockaddr_any {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_storage ss;
+    } u;
+    socklen_t len;
+};
+
+/* Longest formatted address: "[" v6 "]:" port. */
+#define SOCK_ADDRSTRLEN 64
+
+/* Parse "host:port" or "[v6]:port"; host may be a name (resolved now, first result). passive
+ * selects listen semantics ("*" or empty host = all IPv4 addresses). Returns 0, or -1 with *why set
+ * to a static message. */
+int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, const char **why);
+/* "1.2.3.4:80" or "[::1]:80" into buf (at least SOCK_ADDRSTRLEN bytes); returns buf. */
+char *sock_addr_format(const struct sockaddr_any *a, char *buf, size_t len);
+bool sock_addr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b);
+
+/* Non-blocking, close-on-exec listening socket with SO_REUSEADDR (and SO_REUSEPORT if asked).
+ * Returns the fd or -errno. */
+int sock_listen(const struct sockaddr_any *a, int backlog, bool reuseport);
+/* accept4 non-blocking + close-on-exec; peer address into *peer if not NULL. Returns fd or -errno.
+ */
+int sock_accept(int lfd, struct sockaddr_any *peer);
+/* Start a non-blocking connect; returns the fd (connect in progress or done) or -errno. */
+int sock_connect(const struct sockaddr_any *a);
+/* Pending error of a socket (SO_ERROR): 0 or a positive errno. */
+int sock_error(int fd);
+int sock_set_nodelay(int fd);
+/* Close so that the peer gets a RST instead of a FIN (SO_LINGER with a zero timeout). */
+void sock_close_reset(int fd);
+
+#endif

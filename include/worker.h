@@ -1,0 +1,143 @@
+/*
+ * worker.h - one event-loop thread: its loop, its sessions, its view of the configuration and its
+ * registrations of the listening sockets.
+ *
+ * Workers share nothing but the process-wide `struct shared` (atomic counters) and the listening
+ * sockets themselves. The control thread talks to a worker only through its mailbox: it posts a
+ * request under the mailbox mutex, wakes the worker's eventfd, and waits for the worker to mark
+ * the request done. Everything else in a worker is touched by its own thread only.
+ *
+ * A "generation" (struct wgen) is a worker's runtime for one loaded config: per-route balancers and
+ * buffer pools. The worker holds one reference to its current generation and every session holds
+ * one to the generation it started with, so after a reload old sessions keep their route, backends
+ * and timeouts, and the old generation is freed with its last session.
+ */
+#ifndef FERRY_WORKER_H
+#define FERRY_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "backend.h"
+#include "config.h"
+#include "loop.h"
+#include "ring.h"
+
+struct session;
+struct worker;
+
+#define WORKER_MAX_POOLS 64
+
+/* Process-wide state shared by all workers. */
+struct shared {
+    atomic_uint active;          /* client connections open, all workers */
+    atomic_uint max_connections; /* limit on active */
+    atomic_uint full_paused;     /* workers that stopped accepting because active hit the limit */
+    struct worker **workers;
+    unsigned nworkers;
+    bool exclusive; /* several workers share each listening fd: register with EPOLLEXCLUSIVE */
+};
+
+/* A listening socket, process-wide, shared by every worker (one fd per address). */
+struct lsock {
+    struct sockaddr_any addr;
+    char name[SOCK_ADDRSTRLEN];
+    int fd;
+};
+
+struct route_rt {
+    const struct route_conf *conf;
+    struct balancer bal;
+    struct bufpool *pool; /* the worker's pool for conf->s.buffer_size */
+    const struct config *cfg;
+};
+
+struct wgen {
+    struct worker *w;
+    struct config *cfg; /* one reference held */
+    struct route_rt *routes;
+    size_t nroutes;
+    unsigned refs; /* the worker (while current) + its sessions; worker thread only */
+};
+
+/* A worker's registration of one listening socket. */
+struct wlistener {
+    struct io io; /* borrowed fd: the lsock owns it */
+    struct worker *w;
+    struct lsock *ls;
+    struct route_rt *route;  /* in the worker's current generation */
+    struct loop_defer defer; /* freed after the event batch that dropped it */
+};
+
+enum worker_req {
+    WREQ_NONE,
+    WREQ_SWAP,        /* install a new generation and listener set */
+    WREQ_STOP_ACCEPT, /* unregister listeners; exit once no session is left */
+    WREQ_CLOSE_ALL,   /* close every session now (shutdown timeout) */
+};
+
+/* Accept is blocked while any of these is set. */
+#define ACCEPT_BLOCK_FULL     0x1 /* max_connections reached */
+#define ACCEPT_BLOCK_FDS      0x2 /* EMFILE/ENFILE: short back-off */
+#define ACCEPT_BLOCK_DRAINING 0x4 /* shutting down */
+
+/* One listening socket and the route it serves, as the control thread hands them to workers. */
+struct listen_bind {
+    struct lsock *ls;
+    size_t route; /* index into the config's routes */
+};
+
+struct worker {
+    unsigned id;
+    struct loop loop;
+    struct shared *shared;
+    pthread_t thread;
+
+    struct wgen *gen;             /* current generation */
+    struct wlistener **listeners; /* each allocated alone: epoll holds pointers to them */
+    size_t nlisteners;
+    unsigned accept_block;          /* ACCEPT_BLOCK_* */
+    struct loop_timer accept_timer; /* ends an ACCEPT_BLOCK_FDS back-off */
+
+    /* One pool per distinct buffer size in use; a slot is reused once no route refers to it. */
+    struct bufpool pools[WORKER_MAX_POOLS];
+    unsigned pool_users[WORKER_MAX_POOLS]; /* routes (of any live generation) using each pool */
+    size_t npools;
+
+    struct session *sessions; /* doubly linked, for shutdown */
+    size_t nsessions;
+
+    /* Mailbox: control thread -> worker. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct io wake; /* eventfd */
+    enum worker_req req;
+    bool req_done;
+    struct config *req_cfg; /* WREQ_SWAP */
+    const struct listen_bind *req_binds;
+    size_t req_nbinds;
+    int req_result; /* 0 or -errno */
+    int exit_efd;   /* written once when the thread's loop ends */
+    bool exited;
+};
+
+/* Create a worker (its loop and eventfd); returns 0 or -errno. */
+int worker_init(struct worker *w, unsigned id, struct shared *shared, int exit_efd);
+int worker_start(struct worker *w);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* Control thread: post a request and wait until the worker has carried it out. Returns the
+ * worker's result (0 or -errno). */
+int worker_request(struct worker *w, enum worker_req req, struct config *cfg,
+                   const struct listen_bind *binds, size_t nbinds);
+/* Ask a worker to re-check accept blocking (another worker freed a slot). Any thread. */
+void worker_poke(struct worker *w);
+
+/* For sessions. */
+void worker_session_added(struct worker *w, struct session *s);
+void worker_session_removed(struct worker *w, struct session *s);
+void wgen_unref(struct wgen *g);
+
+#endif

@@ -1,0 +1,822 @@
+/*
+ * config.c - YAML -> struct config, validated, every error with FILE:LINE:COL.
+ *
+ * Each YAML mapping is described by a table of keys and setters (like twemproxy's nc_conf.c and
+ * nginx's ngx_command_t). A mapping is read in two passes: the first rejects unknown and duplicate
+ * keys, the second calls the setters in table order, so `defaults` is applied before `routes`
+ * wherever it is written in the file. No sockets are opened here; host names are resolved.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+/* ---- durations, sizes, hashing ---------------------------------------------------------- */
+
+static int parse_uint(const char *s, const char **end, uint64_t *v)
+{
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    uint64_t x = 0;
+    while (isdigit((unsigned char)*s)) {
+        if (x > (UINT64_MAX - 9) / 10)
+            return -1;
+        x = x * 10 + (uint64_t)(*s - '0');
+        s++;
+    }
+    *end = s;
+    *v = x;
+    return 0;
+}
+
+int config_parse_duration(const char *s, bool allow_zero, uint64_t *ms, const char **why)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    const char *end;
+    uint64_t v;
+    if (parse_uint(s, &end, &v) != 0) {
+        *why = "expected a duration such as 250ms, 5s, 10m or 1h";
+        return -1;
+    }
+    if (*end == '\0') {
+        if (v != 0) {
+            *why = "a duration needs a unit: ms, s, m or h (e.g. 5s)";
+            return -1;
+        }
+        if (!allow_zero) {
+            *why = "must be greater than 0";
+            return -1;
+        }
+        *ms = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            /* 100 days is far beyond any sensible timeout and keeps arithmetic overflow-free. */
+            if (v > 100ull * 24 * 3600 * 1000 / units[i].ms) {
+                *why = "duration too large (at most 100 days)";
+                return -1;
+            }
+            *ms = v * units[i].ms;
+            if (*ms == 0 && !allow_zero) {
+                *why = "must be greater than 0";
+                return -1;
+            }
+            return 0;
+        }
+    }
+    *why = "unknown duration unit (use ms, s, m or h)";
+    return -1;
+}
+
+int config_parse_size(const char *s, uint64_t *bytes, const char **why)
+{
+    const char *end;
+    uint64_t v;
+    if (parse_uint(s, &end, &v) != 0) {
+        *why = "expected a size such as 4096, 16KiB or 1MiB";
+        return -1;
+    }
+    uint64_t mult;
+    if (*end == '\0')
+        mult = 1;
+    else if (strcmp(end, "KiB") == 0)
+        mult = 1024;
+    else if (strcmp(end, "MiB") == 0)
+        mult = 1024 * 1024;
+    else {
+        *why = "unknown size unit (use bytes, KiB or MiB)";
+        return -1;
+    }
+    if (v > (1ull << 40) / mult) {
+        *why = "size too large";
+        return -1;
+    }
+    *bytes = v * mult;
+    return 0;
+}
+
+void config_format_duration(uint64_t ms, char *buf, size_t len)
+{
+    if (ms == 0)
+        snprintf(buf, len, "0");
+    else if (ms % 3600000 == 0)
+        snprintf(buf, len, "%lluh", (unsigned long long)(ms / 3600000));
+    else if (ms % 60000 == 0)
+        snprintf(buf, len, "%llum", (unsigned long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(buf, len, "%llums", (unsigned long long)ms);
+}
+
+void config_format_size(uint64_t bytes, char *buf, size_t len)
+{
+    if (bytes && bytes % (1024 * 1024) == 0)
+        snprintf(buf, len, "%lluMiB", (unsigned long long)(bytes >> 20));
+    else if (bytes && bytes % 1024 == 0)
+        snprintf(buf, len, "%lluKiB", (unsigned long long)(bytes >> 10));
+    else
+        snprintf(buf, len, "%llu", (unsigned long long)bytes);
+}
+
+uint64_t config_hash_bytes(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* ---- parse context ------------------------------------------------------------------------ */
+
+struct pctx {
+    const char *name; /* file name for messages */
+    yaml_document_t *doc;
+    struct config *cfg;
+    struct config_error *err;
+    struct route_conf *route; /* the route being read, for route-level setters */
+    struct backend_conf *backend;
+};
+
+static int fail_at(struct pctx *p, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail_at(struct pctx *p, const yaml_node_t *n, const char *fmt, ...)
+{
+    char text[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n)
+        snprintf(p->err->msg, sizeof(p->err->msg), "%s:%zu:%zu: %s", p->name,
+                 n->start_mark.line + 1, n->start_mark.column + 1, text);
+    else
+        snprintf(p->err->msg, sizeof(p->err->msg), "%s: %s", p->name, text);
+    return -1;
+}
+
+static yaml_node_t *node(struct pctx *p, int id)
+{
+    return yaml_document_get_node(p->doc, id);
+}
+
+static const char *kind_name(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    default:
+        return "a scalar";
+    }
+}
+
+/* The scalar text of n, or an error naming key. Empty (null) scalars are errors. */
+static int scalar(struct pctx *p, const yaml_node_t *n, const char *key, const char **out)
+{
+    if (n->type != YAML_SCALAR_NODE)
+        return fail_at(p, n, "'%s' must be a single value, not %s", key, kind_name(n));
+    const char *s = (const char *)n->data.scalar.value;
+    if (n->data.scalar.length == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0)
+        return fail_at(p, n, "'%s' has no value", key);
+    if (strlen(s) != n->data.scalar.length)
+        return fail_at(p, n, "'%s' contains a NUL byte", key);
+    *out = s;
+    return 0;
+}
+
+static int get_uint(struct pctx *p, const yaml_node_t *n, const char *key, uint64_t lo, uint64_t hi,
+                    uint64_t *out)
+{
+    const char *s, *end;
+    uint64_t v;
+    if (scalar(p, n, key, &s))
+        return -1;
+    if (parse_uint(s, &end, &v) != 0 || *end)
+        return fail_at(p, n, "'%s' must be a whole number, got '%s'", key, s);
+    if (v < lo || v > hi)
+        return fail_at(p, n, "'%s' must be from %llu to %llu, got %llu", key,
+                       (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)v);
+    *out = v;
+    return 0;
+}
+
+static int get_duration(struct pctx *p, const yaml_node_t *n, const char *key, bool allow_zero,
+                        uint64_t *out)
+{
+    const char *s, *why;
+    if (scalar(p, n, key, &s))
+        return -1;
+    if (config_parse_duration(s, allow_zero, out, &why) != 0)
+        return fail_at(p, n, "'%s': bad duration '%s': %s", key, s, why);
+    return 0;
+}
+
+static int get_bool(struct pctx *p, const yaml_node_t *n, const char *key, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+    const char *s;
+    if (scalar(p, n, key, &s))
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return fail_at(p, n, "'%s' must be true or false, got '%s'", key, s);
+}
+
+/* ---- mapping tables ------------------------------------------------------------------------- */
+
+typedef int (*setter_cb)(struct pctx *p, yaml_node_t *value, const char *key);
+
+struct key_entry {
+    const char *key;
+    setter_cb set;
+    bool required;
+};
+
+#define MAX_KEYS 16
+
+/* Two passes over a mapping: reject unknown/duplicate keys, then call setters in table order. */
+static int read_mapping(struct pctx *p, yaml_node_t *map, const char *what,
+                        const struct key_entry *table, size_t nkeys)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(p, map, "%s must be a mapping (key: value), not %s", what, kind_name(map));
+    yaml_node_t *values[MAX_KEYS] = {0};
+    yaml_node_t *keys[MAX_KEYS] = {0};
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = node(p, pair->key);
+        if (k->type != YAML_SCALAR_NODE)
+            return fail_at(p, k, "keys in %s must be plain words", what);
+        const char *name = (const char *)k->data.scalar.value;
+        size_t i;
+        for (i = 0; i < nkeys; i++)
+            if (strcmp(table[i].key, name) == 0)
+                break;
+        if (i == nkeys) {
+            char known[256] = "";
+            for (size_t j = 0; j < nkeys; j++) {
+                strncat(known, j ? ", " : "", sizeof(known) - strlen(known) - 1);
+                strncat(known, table[j].key, sizeof(known) - strlen(known) - 1);
+            }
+            return fail_at(p, k, "unknown key '%s' in %s (known keys: %s)", name, what, known);
+        }
+        if (values[i])
+            return fail_at(p, k, "duplicate key '%s' in %s (first at line %zu)", name, what,
+                           keys[i]->start_mark.line + 1);
+        keys[i] = k;
+        values[i] = node(p, pair->value);
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+        if (!values[i]) {
+            if (table[i].required)
+                return fail_at(p, map, "%s: missing required key '%s'", what, table[i].key);
+            continue;
+        }
+        if (table[i].set(p, values[i], table[i].key))
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- log, reload, defaults ------------------------------------------------------------------ */
+
+static int set_log_level(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s;
+    if (scalar(p, v, key, &s))
+        return -1;
+    int lv = log_level_parse(s);
+    if (lv < 0)
+        return fail_at(p, v, "'level' must be error, warn, info or debug, got '%s'", s);
+    p->cfg->log_level = (enum log_level)lv;
+    return 0;
+}
+
+static int set_log_format(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s;
+    if (scalar(p, v, key, &s))
+        return -1;
+    int f = log_format_parse(s);
+    if (f < 0)
+        return fail_at(p, v, "'format' must be text or json, got '%s'", s);
+    p->cfg->log_format = (enum log_format)f;
+    return 0;
+}
+
+static int set_log_access(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    return get_bool(p, v, key, &p->cfg->log_access);
+}
+
+static const struct key_entry log_keys[] = {
+    {"level", set_log_level, false},
+    {"format", set_log_format, false},
+    {"access", set_log_access, false},
+};
+
+static int set_log(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    (void)key;
+    return read_mapping(p, v, "'log'", log_keys, sizeof(log_keys) / sizeof(log_keys[0]));
+}
+
+static int set_reload_watch(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    return get_bool(p, v, key, &p->cfg->reload_watch);
+}
+
+static const struct key_entry reload_keys[] = {{"watch", set_reload_watch, false}};
+
+static int set_reload(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    (void)key;
+    return read_mapping(p, v, "'reload'", reload_keys, 1);
+}
+
+/* Route settings setters write into p->route->s when reading a route, else into defaults. */
+static struct route_settings *settings(struct pctx *p)
+{
+    return p->route ? &p->route->s : &p->cfg->defaults;
+}
+
+static int set_connect_timeout(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    return get_duration(p, v, key, false, &settings(p)->connect_timeout_ms);
+}
+
+static int set_idle_timeout(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    return get_duration(p, v, key, true, &settings(p)->idle_timeout_ms);
+}
+
+static int set_connect_attempts(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    uint64_t n;
+    if (get_uint(p, v, key, 1, 100, &n))
+        return -1;
+    settings(p)->connect_attempts = (unsigned)n;
+    return 0;
+}
+
+static int set_buffer_size(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s, *why;
+    uint64_t n;
+    if (scalar(p, v, key, &s))
+        return -1;
+    if (config_parse_size(s, &n, &why) != 0)
+        return fail_at(p, v, "'%s': bad size '%s': %s", key, s, why);
+    if (n < CONFIG_BUFFER_MIN || n > CONFIG_BUFFER_MAX)
+        return fail_at(p, v, "'%s' must be from 64 bytes to 64MiB, got '%s'", key, s);
+    settings(p)->buffer_size = (size_t)n;
+    return 0;
+}
+
+static const struct key_entry defaults_keys[] = {
+    {"connect_timeout", set_connect_timeout, false},
+    {"idle_timeout", set_idle_timeout, false},
+    {"connect_attempts", set_connect_attempts, false},
+    {"buffer_size", set_buffer_size, false},
+};
+
+static int set_defaults(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    (void)key;
+    return read_mapping(p, v, "'defaults'", defaults_keys,
+                        sizeof(defaults_keys) / sizeof(defaults_keys[0]));
+}
+
+/* ---- top-level scalars -------------------------------------------------------------------- */
+
+static int set_workers(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s;
+    if (scalar(p, v, key, &s))
+        return -1;
+    if (strcmp(s, "auto") == 0) {
+        cpu_set_t set;
+        int n = 1;
+        if (sched_getaffinity(0, sizeof(set), &set) == 0)
+            n = CPU_COUNT(&set);
+        p->cfg->workers = n < 1                         ? 1
+                          : n > (int)CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX
+                                                        : (unsigned)n;
+        p->cfg->workers_auto = true;
+        return 0;
+    }
+    uint64_t n;
+    const char *end;
+    if (parse_uint(s, &end, &n) != 0 || *end)
+        return fail_at(p, v, "'workers' must be a number or auto, got '%s'", s);
+    if (n < 1 || n > CONFIG_WORKERS_MAX)
+        return fail_at(p, v, "'workers' must be from 1 to %u, got %llu", CONFIG_WORKERS_MAX,
+                       (unsigned long long)n);
+    p->cfg->workers = (unsigned)n;
+    return 0;
+}
+
+static int set_max_connections(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    uint64_t n;
+    if (get_uint(p, v, key, 1, 10000000, &n))
+        return -1;
+    p->cfg->max_connections = (unsigned)n;
+    return 0;
+}
+
+static int set_shutdown_timeout(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    return get_duration(p, v, key, true, &p->cfg->shutdown_timeout_ms);
+}
+
+/* ---- routes ------------------------------------------------------------------------------- */
+
+static char *dup_str(const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        abort(); /* configuration is tiny; running out of memory here is fatal */
+    return d;
+}
+
+static void *grow(void *arr, size_t n, size_t elem)
+{
+    void *a = realloc(arr, (n + 1) * elem);
+    if (!a)
+        abort();
+    memset((char *)a + n * elem, 0, elem);
+    return a;
+}
+
+static int add_listen(struct pctx *p, yaml_node_t *v)
+{
+    const char *s, *why;
+    if (scalar(p, v, "listen", &s))
+        return -1;
+    struct sockaddr_any addr;
+    if (sock_addr_parse(s, true, &addr, &why) != 0)
+        return fail_at(p, v, "'listen': bad address '%s': %s", s, why);
+    struct route_conf *r = p->route;
+    r->listens = grow(r->listens, r->nlistens, sizeof(*r->listens));
+    r->listens[r->nlistens].address = dup_str(s);
+    r->listens[r->nlistens].addr = addr;
+    r->nlistens++;
+    return 0;
+}
+
+static int set_listen(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    (void)key;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return add_listen(p, v);
+    if (v->data.sequence.items.start == v->data.sequence.items.top)
+        return fail_at(p, v, "'listen' is an empty list: give at least one address");
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
+        if (add_listen(p, node(p, *it)))
+            return -1;
+    return 0;
+}
+
+static int set_route_name(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s;
+    if (scalar(p, v, key, &s))
+        return -1;
+    for (const char *c = s; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '.' && *c != '-')
+            return fail_at(p, v, "'name' may use only letters, digits, '_', '.' and '-', got '%s'",
+                           s);
+    if (strlen(s) > 64)
+        return fail_at(p, v, "'name' is longer than 64 characters");
+    free(p->route->name);
+    p->route->name = dup_str(s);
+    return 0;
+}
+
+static int set_balance(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s;
+    if (scalar(p, v, key, &s))
+        return -1;
+    if (strcmp(s, "round_robin") != 0)
+        return fail_at(p, v, "'balance' must be round_robin, got '%s'", s);
+    p->route->balance = BALANCE_ROUND_ROBIN;
+    return 0;
+}
+
+static int set_backend_address(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s, *why;
+    if (scalar(p, v, key, &s))
+        return -1;
+    if (sock_addr_parse(s, false, &p->backend->addr, &why) != 0)
+        return fail_at(p, v, "'address': bad backend address '%s': %s", s, why);
+    p->backend->address = dup_str(s);
+    return 0;
+}
+
+static int set_backend_weight(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    uint64_t n;
+    if (get_uint(p, v, key, 1, CONFIG_WEIGHT_MAX, &n))
+        return -1;
+    p->backend->weight = (unsigned)n;
+    return 0;
+}
+
+static const struct key_entry backend_keys[] = {
+    {"address", set_backend_address, true},
+    {"weight", set_backend_weight, false},
+};
+
+static int set_backends(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    (void)key;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail_at(p, v, "'backends' must be a list, not %s", kind_name(v));
+    if (v->data.sequence.items.start == v->data.sequence.items.top)
+        return fail_at(p, v, "'backends' is empty: a route needs at least one backend");
+    struct route_conf *r = p->route;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *b = node(p, *it);
+        r->backends = grow(r->backends, r->nbackends, sizeof(*r->backends));
+        p->backend = &r->backends[r->nbackends++];
+        p->backend->weight = 1;
+        int rc = b->type == YAML_SCALAR_NODE
+                     ? set_backend_address(p, b, "address")
+                     : read_mapping(p, b, "a backend", backend_keys,
+                                    sizeof(backend_keys) / sizeof(backend_keys[0]));
+        p->backend = NULL;
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static const struct key_entry route_keys[] = {
+    {"name", set_route_name, false},           {"listen", set_listen, true},
+    {"balance", set_balance, false},           {"connect_timeout", set_connect_timeout, false},
+    {"idle_timeout", set_idle_timeout, false}, {"connect_attempts", set_connect_attempts, false},
+    {"buffer_size", set_buffer_size, false},   {"backends", set_backends, true},
+};
+
+static int check_routes(struct pctx *p, yaml_node_t *seq)
+{
+    struct config *c = p->cfg;
+    yaml_node_item_t *items = seq->data.sequence.items.start;
+    for (size_t i = 0; i < c->nroutes; i++) {
+        yaml_node_t *ri = node(p, items[i]);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->routes[i].name, c->routes[j].name) == 0)
+                return fail_at(p, ri, "duplicate route name '%s'", c->routes[i].name);
+        for (size_t a = 0; a < c->routes[i].nlistens; a++) {
+            struct listen_conf *la = &c->routes[i].listens[a];
+            for (size_t j = 0; j <= i; j++)
+                for (size_t b = 0; b < (j == i ? a : c->routes[j].nlistens); b++)
+                    if (sock_addr_equal(&la->addr, &c->routes[j].listens[b].addr))
+                        return fail_at(p, ri,
+                                       "route '%s': listen address '%s' is already used by "
+                                       "route '%s'",
+                                       c->routes[i].name, la->address, c->routes[j].name);
+        }
+    }
+    return 0;
+}
+
+static int set_routes(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    (void)key;
+    struct config *c = p->cfg;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail_at(p, v, "'routes' must be a list of routes, not %s", kind_name(v));
+    if (v->data.sequence.items.start == v->data.sequence.items.top)
+        return fail_at(p, v, "'routes' is empty: give at least one route");
+    size_t idx = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++, idx++) {
+        c->routes = grow(c->routes, c->nroutes, sizeof(*c->routes));
+        struct route_conf *r = &c->routes[c->nroutes++];
+        r->s = c->defaults;
+        r->balance = BALANCE_ROUND_ROBIN;
+        p->route = r;
+        int rc = read_mapping(p, node(p, *it), "a route", route_keys,
+                              sizeof(route_keys) / sizeof(route_keys[0]));
+        p->route = NULL;
+        if (rc)
+            return -1;
+        if (!r->name) {
+            char name[32];
+            snprintf(name, sizeof(name), "route%zu", idx + 1);
+            r->name = dup_str(name);
+        }
+    }
+    return check_routes(p, v);
+}
+
+/* Table order is application order: defaults before routes. */
+static const struct key_entry top_keys[] = {
+    {"workers", set_workers, false},
+    {"max_connections", set_max_connections, false},
+    {"shutdown_timeout", set_shutdown_timeout, false},
+    {"reload", set_reload, false},
+    {"log", set_log, false},
+    {"defaults", set_defaults, false},
+    {"routes", set_routes, true},
+};
+
+/* ---- load / free -------------------------------------------------------------------------- */
+
+static void config_free(struct config *c)
+{
+    for (size_t i = 0; i < c->nroutes; i++) {
+        struct route_conf *r = &c->routes[i];
+        free(r->name);
+        for (size_t j = 0; j < r->nlistens; j++)
+            free(r->listens[j].address);
+        free(r->listens);
+        for (size_t j = 0; j < r->nbackends; j++)
+            free(r->backends[j].address);
+        free(r->backends);
+    }
+    free(c->routes);
+    free(c->path);
+    free(c);
+}
+
+int config_load_string(const char *name, const char *text, size_t len, struct config **out,
+                       struct config_error *err)
+{
+    struct config *c = calloc(1, sizeof(*c));
+    if (!c)
+        abort();
+    c->path = dup_str(name);
+    c->workers = 1;
+    c->shutdown_timeout_ms = 30000;
+    c->log_level = LOG_INFO;
+    c->log_format = LOG_TEXT;
+    c->log_access = true;
+    c->reload_watch = true;
+    c->defaults.connect_timeout_ms = 5000;
+    c->defaults.idle_timeout_ms = 3600000;
+    c->defaults.connect_attempts = 3;
+    c->defaults.buffer_size = 16 * 1024;
+    c->hash = config_hash_bytes(text, len);
+    atomic_init(&c->refs, 1);
+
+    struct pctx p = {.name = name, .cfg = c, .err = err};
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int rc = -1;
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err->msg, sizeof(err->msg), "%s:%zu:%zu: YAML syntax error: %s%s%s", name,
+                 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                 parser.problem ? parser.problem : "malformed document", parser.context ? " " : "",
+                 parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        config_free(c);
+        return -1;
+    }
+    p.doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root)
+        fail_at(&p, NULL, "the file is empty: it needs at least a 'routes' list");
+    else
+        rc = read_mapping(&p, root, "the top level", top_keys,
+                          sizeof(top_keys) / sizeof(top_keys[0]));
+    /* A second document in the same stream is almost certainly a mistake. */
+    if (rc == 0) {
+        yaml_document_t extra;
+        if (yaml_parser_load(&parser, &extra)) {
+            yaml_node_t *r2 = yaml_document_get_root_node(&extra);
+            if (r2)
+                rc = fail_at(&p, r2, "only one YAML document is allowed");
+            yaml_document_delete(&extra);
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (rc) {
+        config_free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+int config_load_file(const char *path, struct config **out, struct config_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err->msg, sizeof(err->msg), "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        abort();
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap) {
+            if (cap >= (16u << 20)) {
+                snprintf(err->msg, sizeof(err->msg), "%s: larger than 16MiB", path);
+                free(buf);
+                fclose(f);
+                return -1;
+            }
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf)
+                abort();
+        }
+    }
+    int rd_err = ferror(f);
+    fclose(f);
+    if (rd_err) {
+        snprintf(err->msg, sizeof(err->msg), "%s: read error", path);
+        free(buf);
+        return -1;
+    }
+    int rc = config_load_string(path, buf, len, out, err);
+    free(buf);
+    return rc;
+}
+
+struct config *config_ref(struct config *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void config_unref(struct config *c)
+{
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        config_free(c);
+}
+
+void config_print(const struct config *c, FILE *out)
+{
+    char a[32], b[32], d[32];
+    fprintf(out, "config %s: ok, %zu route%s\n", c->path, c->nroutes, c->nroutes == 1 ? "" : "s");
+    fprintf(out, "workers: %u%s\n", c->workers, c->workers_auto ? " (auto)" : "");
+    if (c->max_connections)
+        fprintf(out, "max_connections: %u\n", c->max_connections);
+    else
+        fprintf(out, "max_connections: derived from the open-file limit\n");
+    config_format_duration(c->shutdown_timeout_ms, a, sizeof(a));
+    fprintf(out, "shutdown_timeout: %s\n", a);
+    fprintf(out, "log: {level: %s, format: %s, access: %s}\n", log_level_name(c->log_level),
+            c->log_format == LOG_JSON ? "json" : "text", c->log_access ? "true" : "false");
+    fprintf(out, "reload: {watch: %s}\n", c->reload_watch ? "true" : "false");
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const struct route_conf *r = &c->routes[i];
+        fprintf(out, "route %s\n", r->name);
+        for (size_t j = 0; j < r->nlistens; j++) {
+            char addr[SOCK_ADDRSTRLEN];
+            fprintf(out, "  listen: %s\n",
+                    sock_addr_format(&r->listens[j].addr, addr, sizeof(addr)));
+        }
+        fprintf(out, "  balance: round_robin\n");
+        config_format_duration(r->s.connect_timeout_ms, a, sizeof(a));
+        config_format_duration(r->s.idle_timeout_ms, b, sizeof(b));
+        config_format_size(r->s.buffer_size, d, sizeof(d));
+        fprintf(out,
+                "  connect_timeout: %s\n  idle_timeout: %s%s\n  connect_attempts: %u\n"
+                "  buffer_size: %s\n",
+                a, b, r->s.idle_timeout_ms ? "" : " (never)", r->s.connect_attempts, d);
+        for (size_t j = 0; j < r->nbackends; j++) {
+            char addr[SOCK_ADDRSTRLEN];
+            fprintf(out, "  backend: %s weight %u", r->backends[j].address, r->backends[j].weight);
+            sock_addr_format(&r->backends[j].addr, addr, sizeof(addr));
+            if (strcmp(addr, r->backends[j].address) != 0)
+                fprintf(out, " (%s)", addr);
+            fprintf(out, "\n");
+        }
+    }
+}

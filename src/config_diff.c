@@ -1,0 +1,134 @@
+/*
+ * config_diff.c - compares two loaded configurations route by route (routes are matched by name,
+ * backends and listen addresses by their resolved address). Pure: reports through a callback.
+ */
+#include "config_diff.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct diff {
+    config_diff_cb cb;
+    void *arg;
+    unsigned n;
+};
+
+static void say(struct diff *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct diff *d, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    d->cb(d->arg, line);
+    d->n++;
+}
+
+static const struct route_conf *find_route(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nroutes; i++)
+        if (strcmp(c->routes[i].name, name) == 0)
+            return &c->routes[i];
+    return NULL;
+}
+
+static const struct backend_conf *find_backend(const struct route_conf *r,
+                                               const struct backend_conf *b)
+{
+    for (size_t i = 0; i < r->nbackends; i++)
+        if (sock_addr_equal(&r->backends[i].addr, &b->addr))
+            return &r->backends[i];
+    return NULL;
+}
+
+static bool has_listen(const struct route_conf *r, const struct listen_conf *l)
+{
+    for (size_t i = 0; i < r->nlistens; i++)
+        if (sock_addr_equal(&r->listens[i].addr, &l->addr))
+            return true;
+    return false;
+}
+
+static void dur(struct diff *d, const char *route, const char *key, uint64_t a, uint64_t b)
+{
+    if (a == b)
+        return;
+    char x[32], y[32];
+    config_format_duration(a, x, sizeof(x));
+    config_format_duration(b, y, sizeof(y));
+    say(d, "route %s: %s %s -> %s", route, key, x, y);
+}
+
+static void diff_route(struct diff *d, const struct route_conf *a, const struct route_conf *b)
+{
+    const char *n = b->name;
+    for (size_t i = 0; i < b->nlistens; i++)
+        if (!has_listen(a, &b->listens[i]))
+            say(d, "route %s: listener %s added", n, b->listens[i].address);
+    for (size_t i = 0; i < a->nlistens; i++)
+        if (!has_listen(b, &a->listens[i]))
+            say(d, "route %s: listener %s removed", n, a->listens[i].address);
+    for (size_t i = 0; i < b->nbackends; i++) {
+        const struct backend_conf *old = find_backend(a, &b->backends[i]);
+        if (!old)
+            say(d, "route %s: backend %s added (weight %u)", n, b->backends[i].address,
+                b->backends[i].weight);
+        else if (old->weight != b->backends[i].weight)
+            say(d, "route %s: backend %s weight %u -> %u", n, b->backends[i].address, old->weight,
+                b->backends[i].weight);
+    }
+    for (size_t i = 0; i < a->nbackends; i++)
+        if (!find_backend(b, &a->backends[i]))
+            say(d, "route %s: backend %s removed", n, a->backends[i].address);
+    dur(d, n, "connect_timeout", a->s.connect_timeout_ms, b->s.connect_timeout_ms);
+    dur(d, n, "idle_timeout", a->s.idle_timeout_ms, b->s.idle_timeout_ms);
+    if (a->s.connect_attempts != b->s.connect_attempts)
+        say(d, "route %s: connect_attempts %u -> %u", n, a->s.connect_attempts,
+            b->s.connect_attempts);
+    if (a->s.buffer_size != b->s.buffer_size) {
+        char x[32], y[32];
+        config_format_size(a->s.buffer_size, x, sizeof(x));
+        config_format_size(b->s.buffer_size, y, sizeof(y));
+        say(d, "route %s: buffer_size %s -> %s", n, x, y);
+    }
+}
+
+unsigned config_diff(const struct config *a, const struct config *b, config_diff_cb cb, void *arg)
+{
+    struct diff d = {cb, arg, 0};
+    if (a->workers != b->workers)
+        say(&d, "workers %u -> %u needs a restart: keeping %u", a->workers, b->workers, a->workers);
+    if (a->max_connections != b->max_connections)
+        say(&d, "max_connections %u -> %u", a->max_connections, b->max_connections);
+    if (a->shutdown_timeout_ms != b->shutdown_timeout_ms) {
+        char x[32], y[32];
+        config_format_duration(a->shutdown_timeout_ms, x, sizeof(x));
+        config_format_duration(b->shutdown_timeout_ms, y, sizeof(y));
+        say(&d, "shutdown_timeout %s -> %s", x, y);
+    }
+    if (a->log_level != b->log_level)
+        say(&d, "log level %s -> %s", log_level_name(a->log_level), log_level_name(b->log_level));
+    if (a->log_format != b->log_format)
+        say(&d, "log format %s -> %s", a->log_format == LOG_JSON ? "json" : "text",
+            b->log_format == LOG_JSON ? "json" : "text");
+    if (a->log_access != b->log_access)
+        say(&d, "access log %s", b->log_access ? "on" : "off");
+    if (a->reload_watch != b->reload_watch)
+        say(&d, "reload watch %s", b->reload_watch ? "on" : "off");
+    for (size_t i = 0; i < b->nroutes; i++) {
+        const struct route_conf *old = find_route(a, b->routes[i].name);
+        if (!old) {
+            say(&d, "route %s added (%zu listener%s, %zu backend%s)", b->routes[i].name,
+                b->routes[i].nlistens, b->routes[i].nlistens == 1 ? "" : "s",
+                b->routes[i].nbackends, b->routes[i].nbackends == 1 ? "" : "s");
+            continue;
+        }
+        diff_route(&d, old, &b->routes[i]);
+    }
+    for (size_t i = 0; i < a->nroutes; i++)
+        if (!find_route(b, a->routes[i].name))
+            say(&d, "route %s removed", a->routes[i].name);
+    return d.n;
+}

@@ -1,0 +1,214 @@
+/*
+ * listener.c - accepting clients in a worker.
+ *
+ * Accept runs in batches. Before each accept a connection slot is taken from the process-wide
+ * counter; when max_connections is reached the worker stops listening (clients wait in the kernel
+ * backlog) until a slot is freed. EMFILE/ENFILE stop accepting for a short back-off instead of
+ * spinning on a listening socket that stays readable. Several workers may share one listening fd;
+ * they register it with EPOLLEXCLUSIVE, which cannot be modified, so interest only ever goes
+ * between "registered" and "not registered".
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "session.h"
+
+#define ACCEPT_BATCH      64
+#define ACCEPT_BACKOFF_MS 100
+
+static void on_accept(struct loop *l, struct io *io, uint32_t ev);
+
+static uint32_t listen_interest(const struct worker *w)
+{
+    if (w->accept_block)
+        return 0;
+    return EPOLLIN | (w->shared->exclusive ? EPOLLEXCLUSIVE : 0);
+}
+
+static bool take_slot(struct shared *sh)
+{
+    unsigned cur = atomic_load(&sh->active);
+    do {
+        if (cur >= atomic_load(&sh->max_connections))
+            return false;
+    } while (!atomic_compare_exchange_weak(&sh->active, &cur, cur + 1));
+    return true;
+}
+
+static void set_full(struct worker *w, bool full)
+{
+    bool was = (w->accept_block & ACCEPT_BLOCK_FULL) != 0;
+    if (full == was)
+        return;
+    if (full) {
+        w->accept_block |= ACCEPT_BLOCK_FULL;
+        atomic_fetch_add(&w->shared->full_paused, 1);
+        log_warn("max_connections (%u) reached: accepting paused",
+                 atomic_load(&w->shared->max_connections));
+    } else {
+        w->accept_block &= ~ACCEPT_BLOCK_FULL;
+        atomic_fetch_sub(&w->shared->full_paused, 1);
+        log_info("below max_connections again: accepting resumed");
+    }
+}
+
+void listener_update(struct worker *w)
+{
+    struct shared *sh = w->shared;
+    /* Paused by the limit: resume once a slot is free (re-checked after the pause was published,
+     * so a slot freed by another worker in between is not missed). */
+    if ((w->accept_block & ACCEPT_BLOCK_FULL) &&
+        atomic_load(&sh->active) < atomic_load(&sh->max_connections))
+        set_full(w, false);
+    uint32_t want = listen_interest(w);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        struct wlistener *wl = w->listeners[i];
+        int rc = loop_io_set(&w->loop, &wl->io, want);
+        if (rc != 0)
+            log_error("worker %u: cannot %s %s: %s", w->id, want ? "watch" : "unwatch",
+                      wl->ls->name, strerror(-rc));
+    }
+}
+
+void listener_slot_freed(struct worker *w)
+{
+    struct shared *sh = w->shared;
+    if (w->accept_block & ACCEPT_BLOCK_FULL)
+        listener_update(w);
+    if (atomic_load(&sh->full_paused) > 0)
+        for (unsigned i = 0; i < sh->nworkers; i++)
+            if (sh->workers[i] != w)
+                worker_poke(sh->workers[i]);
+}
+
+void listener_on_backoff(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct worker *w = container_of(t, struct worker, accept_timer);
+    w->accept_block &= ~ACCEPT_BLOCK_FDS;
+    listener_update(w);
+}
+
+static void free_wlistener(struct loop_defer *d)
+{
+    free(container_of(d, struct wlistener, defer));
+}
+
+/* Unregister and free one registration; a ready event later in this batch finds fd == -1. */
+static void drop(struct worker *w, struct wlistener *wl)
+{
+    loop_io_set(&w->loop, &wl->io, 0);
+    loop_io_forget(&wl->io);
+    loop_defer(&w->loop, &wl->defer, free_wlistener);
+}
+
+void listener_drop_all(struct worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        drop(w, w->listeners[i]);
+    free(w->listeners);
+    w->listeners = NULL;
+    w->nlisteners = 0;
+}
+
+int listener_apply(struct worker *w, struct wgen *g, const struct listen_bind *binds, size_t n)
+{
+    struct wlistener **next = calloc(n ? n : 1, sizeof(*next));
+    if (!next)
+        return -ENOMEM;
+    bool *kept = calloc(w->nlisteners ? w->nlisteners : 1, sizeof(*kept));
+    bool *created = calloc(n ? n : 1, sizeof(*created));
+    if (!kept || !created) {
+        free(next);
+        free(kept);
+        free(created);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct wlistener *wl = NULL;
+        for (size_t j = 0; j < w->nlisteners && !wl; j++)
+            if (w->listeners[j]->ls == binds[i].ls) {
+                wl = w->listeners[j];
+                kept[j] = true;
+            }
+        if (!wl) {
+            wl = calloc(1, sizeof(*wl));
+            if (!wl) {
+                for (size_t k = 0; k < i; k++) /* undo only what this call created */
+                    if (created[k])
+                        free(next[k]);
+                free(next);
+                free(kept);
+                free(created);
+                return -ENOMEM;
+            }
+            created[i] = true;
+            loop_io_init(&wl->io, binds[i].ls->fd, on_accept);
+            wl->w = w;
+            wl->ls = binds[i].ls;
+        }
+        next[i] = wl;
+    }
+    /* Nothing can fail from here on: commit. */
+    for (size_t j = 0; j < w->nlisteners; j++)
+        if (!kept[j])
+            drop(w, w->listeners[j]);
+    for (size_t i = 0; i < n; i++)
+        next[i]->route = &g->routes[binds[i].route];
+    free(kept);
+    free(created);
+    free(w->listeners);
+    w->listeners = next;
+    w->nlisteners = n;
+    listener_update(w);
+    return 0;
+}
+
+static void on_accept(struct loop *l, struct io *io, uint32_t ev)
+{
+    (void)ev;
+    struct wlistener *wl = container_of(io, struct wlistener, io);
+    struct worker *w = wl->w;
+    struct shared *sh = w->shared;
+    for (int i = 0; i < ACCEPT_BATCH && io->fd != -1 && !w->accept_block; i++) {
+        if (!take_slot(sh)) {
+            set_full(w, true);
+            listener_update(w);
+            return;
+        }
+        struct sockaddr_any peer;
+        int fd = sock_accept(io->fd, &peer);
+        if (fd >= 0) {
+            session_start(w, wl->route, fd, &peer);
+            continue;
+        }
+        atomic_fetch_sub(&sh->active, 1);
+        switch (-fd) {
+        case EAGAIN:
+            return;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:
+            continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            log_warn("accept on %s: %s: pausing accept for %dms (%zu connections open here)",
+                     wl->ls->name, strerror(-fd), ACCEPT_BACKOFF_MS, w->nsessions);
+            w->accept_block |= ACCEPT_BLOCK_FDS;
+            listener_update(w);
+            loop_timer_arm(l, &w->accept_timer, l->now + ACCEPT_BACKOFF_MS);
+            return;
+        default:
+            log_error("accept on %s: %s", wl->ls->name, strerror(-fd));
+            return;
+        }
+    }
+}

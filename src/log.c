@@ -1,0 +1,189 @@
+/*
+ * log.c - line-oriented logging to stderr. The level and format are process-wide atomics (a reload
+ * may change them while workers log).
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Atomic int cur_level = LOG_INFO;
+static _Atomic int cur_format = LOG_TEXT;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void log_setup(enum log_level level, enum log_format format)
+{
+    atomic_store_explicit(&cur_level, (int)level, memory_order_relaxed);
+    atomic_store_explicit(&cur_format, (int)format, memory_order_relaxed);
+}
+
+bool log_enabled(enum log_level level)
+{
+    return (int)level <= atomic_load_explicit(&cur_level, memory_order_relaxed);
+}
+
+const char *log_level_name(enum log_level level)
+{
+    return level_names[level];
+}
+
+int log_level_parse(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int log_format_parse(const char *name)
+{
+    if (strcmp(name, "text") == 0)
+        return LOG_TEXT;
+    if (strcmp(name, "json") == 0)
+        return LOG_JSON;
+    return -1;
+}
+
+/* A bounded line buffer; output past its end is dropped and the line still ends with '\n'. */
+struct line {
+    char buf[2048];
+    size_t len;
+};
+
+static void put(struct line *l, const char *s, size_t n)
+{
+    size_t room = sizeof(l->buf) - 1 - l->len; /* keep one byte for '\n' */
+    if (n > room)
+        n = room;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void puts_(struct line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+static void putf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct line *l, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        put(l, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void put_json_str(struct line *l, const char *s)
+{
+    puts_(l, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            put(l, e, 2);
+        } else if (c < 0x20) {
+            putf(l, "\\u%04x", c);
+        } else {
+            put(l, (const char *)&c, 1);
+        }
+    }
+    puts_(l, "\"");
+}
+
+static void put_time(struct line *l)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    putf(l, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+         tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+static void emit(struct line *l)
+{
+    l->buf[l->len++] = '\n';
+    const char *p = l->buf;
+    size_t left = l->len;
+    while (left > 0) {
+        ssize_t n = write(STDERR_FILENO, p, left);
+        if (n <= 0)
+            return; /* stderr gone: nothing sensible to do */
+        p += n;
+        left -= (size_t)n;
+    }
+}
+
+static void begin(struct line *l, enum log_level level, bool json)
+{
+    l->len = 0;
+    if (json) {
+        puts_(l, "{\"time\":\"");
+        put_time(l);
+        putf(l, "\",\"level\":\"%s\",\"msg\":", level_names[level]);
+    } else {
+        put_time(l);
+        putf(l, " %s ", level_names[level]);
+    }
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    if (!log_enabled(level))
+        return;
+    char text[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+
+    struct line l;
+    bool json = atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_JSON;
+    begin(&l, level, json);
+    if (json) {
+        put_json_str(&l, text);
+        puts_(&l, "}");
+    } else {
+        puts_(&l, text);
+    }
+    emit(&l);
+}
+
+void log_fields(enum log_level level, const char *msg, const struct log_field *f, size_t n)
+{
+    if (!log_enabled(level))
+        return;
+    struct line l;
+    bool json = atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_JSON;
+    begin(&l, level, json);
+    if (json)
+        put_json_str(&l, msg);
+    else
+        puts_(&l, msg);
+    for (size_t i = 0; i < n; i++) {
+        if (json) {
+            puts_(&l, ",");
+            put_json_str(&l, f[i].key);
+            puts_(&l, ":");
+            if (f[i].str)
+                put_json_str(&l, f[i].str);
+            else
+                putf(&l, "%lld", f[i].num);
+        } else if (f[i].str) {
+            putf(&l, " %s=%s", f[i].key, f[i].str);
+        } else {
+            putf(&l, " %s=%lld", f[i].key, f[i].num);
+        }
+    }
+    if (json)
+        puts_(&l, "}");
+    emit(&l);
+}

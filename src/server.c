@@ -1,0 +1,556 @@
+/*
+ * server.c - the control thread.
+ *
+ * Owns the current configuration, the listening sockets (one per address, shared by the workers)
+ * and the worker threads. It runs its own small event loop over a signalfd (SIGTERM, SIGINT,
+ * SIGHUP), an inotify watch on the configuration file's directory, and an eventfd the workers
+ * signal when they exit. It never touches a session: it talks to workers through their mailboxes.
+ *
+ * Reload: parse and validate the new file with the same code as --check; bind every new listen
+ * address; then hand the new configuration to each worker, which swaps atomically for new
+ * connections; only then close the listening sockets that are gone. Any failure before the
+ * hand-over leaves the running configuration exactly as it was.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config_diff.h"
+#include "log.h"
+#include "loop.h"
+#include "worker.h"
+
+#define LISTEN_BACKLOG      511
+#define RELOAD_DEBOUNCE_MS  150  /* quiet time after the last file event */
+#define RELOAD_MAX_DELAY_MS 1000 /* a steady stream of events still reloads this often */
+#define WATCH_RETRY_MS      1000
+
+struct server {
+    struct config *cfg;
+    unsigned generation;
+    struct lsock **lsocks; /* open listening sockets, one per address */
+    size_t nlsocks;
+    struct shared shared;
+    struct worker *workers;
+    unsigned nworkers;
+    unsigned exited;
+
+    struct loop loop;
+    struct io sig;
+    struct io exits;
+    struct io inotify;
+    int wd;    /* inotify watch descriptor, -1 when not watching */
+    char *dir; /* directory holding the configuration file */
+    struct loop_timer debounce;
+    uint64_t first_event; /* when the current burst of file events began, 0 if none */
+    struct loop_timer drain_timer;
+    bool shutting_down;
+};
+
+/* ---- listening sockets ---------------------------------------------------------------------- */
+
+static struct lsock *find_lsock(struct lsock **set, size_t n, const struct sockaddr_any *a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sock_addr_equal(&set[i]->addr, a))
+            return set[i];
+    return NULL;
+}
+
+static void close_lsock(struct lsock *ls)
+{
+    if (ls->fd != -1)
+        close(ls->fd);
+    free(ls);
+}
+
+/*
+ * For cfg, build the listening sockets (reusing those in `have`, opening the rest) and the
+ * address -> route table the workers need. Returns 0, or -1 after logging which address failed
+ * (sockets opened by this call are closed again). `errs` gets a startup-style message.
+ */
+static int build_listeners(struct server *srv, const struct config *cfg, struct lsock ***out,
+                           size_t *nout, struct listen_bind **binds_out, char *errs, size_t errlen)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        total += cfg->routes[i].nlistens;
+    struct lsock **set = calloc(total ? total : 1, sizeof(*set));
+    struct listen_bind *binds = calloc(total ? total : 1, sizeof(*binds));
+    bool *fresh = calloc(total ? total : 1, sizeof(*fresh));
+    if (!set || !binds || !fresh) {
+        snprintf(errs, errlen, "out of memory");
+        free(set);
+        free(binds);
+        free(fresh);
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct route_conf *r = &cfg->routes[i];
+        for (size_t j = 0; j < r->nlistens; j++) {
+            struct lsock *ls = find_lsock(srv->lsocks, srv->nlsocks, &r->listens[j].addr);
+            if (!ls) {
+                ls = calloc(1, sizeof(*ls));
+                int fd = ls ? sock_listen(&r->listens[j].addr, LISTEN_BACKLOG, false) : -ENOMEM;
+                char name[SOCK_ADDRSTRLEN];
+                sock_addr_format(&r->listens[j].addr, name, sizeof(name));
+                if (fd < 0) {
+                    snprintf(errs, errlen, "cannot listen on %s (route %s): %s", name, r->name,
+                             strerror(-fd));
+                    free(ls);
+                    for (size_t k = 0; k < n; k++)
+                        if (fresh[k])
+                            close_lsock(set[k]);
+                    free(set);
+                    free(binds);
+                    free(fresh);
+                    return -1;
+                }
+                ls->fd = fd;
+                ls->addr = r->listens[j].addr;
+                memcpy(ls->name, name, sizeof(name));
+                fresh[n] = true;
+            }
+            set[n] = ls;
+            binds[n].ls = ls;
+            binds[n].route = i;
+            n++;
+        }
+    }
+    free(fresh);
+    *out = set;
+    *nout = n;
+    *binds_out = binds;
+    return 0;
+}
+
+/* Close the sockets of `old` that are not in `keep`, then free the array. */
+static void retire_listeners(struct lsock **old, size_t nold, struct lsock **keep, size_t nkeep)
+{
+    for (size_t i = 0; i < nold; i++) {
+        bool kept = false;
+        for (size_t j = 0; j < nkeep && !kept; j++)
+            kept = keep[j] == old[i];
+        if (!kept) {
+            log_info("listener %s closed", old[i]->name);
+            close_lsock(old[i]);
+        }
+    }
+    free(old);
+}
+
+/* ---- reload --------------------------------------------------------------------------------- */
+
+static void log_diff_line(void *arg, const char *line)
+{
+    (void)arg;
+    log_info("reload: %s", line);
+}
+
+static void apply_process_settings(struct server *srv, const struct config *cfg)
+{
+    log_setup(cfg->log_level, cfg->log_format);
+    unsigned max = cfg->max_connections;
+    if (!max) {
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        /* Two fds per pair; keep some for listeners, workers and the control thread. */
+        long reserve = 32 + 4 * (long)srv->nworkers + (long)srv->nlsocks;
+        long avail = ((long)rl.rlim_cur - reserve) / 2;
+        max = avail < 1 ? 1 : (unsigned)avail;
+    }
+    atomic_store(&srv->shared.max_connections, max);
+}
+
+static void update_watch(struct server *srv);
+
+static void reload(struct server *srv, const char *why)
+{
+    if (srv->shutting_down)
+        return;
+    struct config *next;
+    struct config_error err;
+    if (config_load_file(srv->cfg->path, &next, &err) != 0) {
+        log_error("reload rejected (%s): %s; still running generation %u", why, err.msg,
+                  srv->generation);
+        return;
+    }
+    if (next->hash == srv->cfg->hash) {
+        log_info("reload: no change (%s)", why);
+        config_unref(next);
+        return;
+    }
+    struct lsock **set;
+    size_t nset;
+    struct listen_bind *binds;
+    char msg[512];
+    if (build_listeners(srv, next, &set, &nset, &binds, msg, sizeof(msg)) != 0) {
+        log_error("reload rejected (%s): %s; still running generation %u", why, msg,
+                  srv->generation);
+        config_unref(next);
+        return;
+    }
+    next->generation = srv->generation + 1;
+    unsigned done = 0;
+    int rc = 0;
+    for (; done < srv->nworkers; done++) {
+        rc = worker_request(&srv->workers[done], WREQ_SWAP, next, binds, nset);
+        if (rc != 0)
+            break;
+    }
+    if (rc != 0) {
+        log_error("reload failed in worker %u: %s; rolling back to generation %u", done,
+                  strerror(-rc), srv->generation);
+        /* Put the workers that did swap back on the old configuration and sockets. */
+        struct lsock **oset;
+        size_t onset;
+        struct listen_bind *obinds;
+        if (build_listeners(srv, srv->cfg, &oset, &onset, &obinds, msg, sizeof(msg)) == 0) {
+            for (unsigned i = 0; i < done; i++)
+                worker_request(&srv->workers[i], WREQ_SWAP, srv->cfg, obinds, onset);
+            free(oset);
+            free(obinds);
+        }
+        retire_listeners(set, nset, srv->lsocks, srv->nlsocks);
+        free(binds);
+        config_unref(next);
+        return;
+    }
+    unsigned changes = config_diff(srv->cfg, next, log_diff_line, NULL);
+    for (size_t i = 0; i < nset; i++)
+        if (!find_lsock(srv->lsocks, srv->nlsocks, &set[i]->addr))
+            log_info("listening route=%s address=%s", next->routes[binds[i].route].name,
+                     set[i]->name);
+    retire_listeners(srv->lsocks, srv->nlsocks, set, nset);
+    free(binds);
+    srv->lsocks = set;
+    srv->nlsocks = nset;
+    config_unref(srv->cfg);
+    srv->cfg = next;
+    srv->generation++;
+    apply_process_settings(srv, next);
+    update_watch(srv);
+    log_info("reload generation=%u routes=%zu listeners=%zu changes=%u (%s)", srv->generation,
+             next->nroutes, nset, changes, why);
+}
+
+/* ---- file watching -------------------------------------------------------------------------- */
+
+static void on_debounce(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct server *srv = container_of(t, struct server, debounce);
+    srv->first_event = 0;
+    if (srv->wd == -1)
+        update_watch(srv); /* the directory was gone: try to watch it again */
+    reload(srv, "file changed");
+}
+
+static void on_inotify(struct loop *l, struct io *io, uint32_t ev)
+{
+    (void)ev;
+    struct server *srv = container_of(io, struct server, inotify);
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool any = false;
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = read(io->fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *e = (struct inotify_event *)p;
+            if (e->mask & IN_IGNORED) { /* directory deleted or unmounted */
+                srv->wd = -1;
+                log_warn("configuration directory %s is gone; watching again when it is back",
+                         srv->dir);
+            }
+            any = true;
+            p += sizeof(*e) + e->len;
+        }
+    }
+    if (!any)
+        return;
+    /* Debounce: reload once the burst is quiet, but never later than RELOAD_MAX_DELAY_MS. */
+    if (!srv->first_event)
+        srv->first_event = l->now;
+    uint64_t at = l->now + RELOAD_DEBOUNCE_MS;
+    if (at > srv->first_event + RELOAD_MAX_DELAY_MS)
+        at = srv->first_event + RELOAD_MAX_DELAY_MS;
+    loop_timer_arm(l, &srv->debounce, at);
+}
+
+/* Watch the directory, not the file: editors replace files by rename, and Kubernetes swaps a
+ * symlink to a new directory; both show up as events in the directory. */
+static void update_watch(struct server *srv)
+{
+    if (srv->inotify.fd == -1)
+        return;
+    if (!srv->cfg->reload_watch) {
+        if (srv->wd != -1) {
+            inotify_rm_watch(srv->inotify.fd, srv->wd);
+            srv->wd = -1;
+            log_info("no longer watching %s", srv->dir);
+        }
+        return;
+    }
+    if (srv->wd != -1)
+        return;
+    srv->wd = inotify_add_watch(srv->inotify.fd, srv->dir,
+                                IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                    IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+    if (srv->wd == -1) {
+        log_warn("cannot watch %s for changes: %s (SIGHUP still reloads)", srv->dir,
+                 strerror(errno));
+        loop_timer_arm(&srv->loop, &srv->debounce, srv->loop.now + WATCH_RETRY_MS);
+    } else {
+        log_info("watching %s for configuration changes", srv->dir);
+    }
+}
+
+/* ---- signals and shutdown ------------------------------------------------------------------- */
+
+static void request_all(struct server *srv, enum worker_req req)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        worker_request(&srv->workers[i], req, NULL, NULL, 0);
+}
+
+static void on_drain_timeout(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct server *srv = container_of(t, struct server, drain_timer);
+    log_info("shutdown_timeout reached: closing %u connections", atomic_load(&srv->shared.active));
+    request_all(srv, WREQ_CLOSE_ALL);
+}
+
+static void begin_shutdown(struct server *srv, const char *signame)
+{
+    if (srv->shutting_down) {
+        log_info("%s again: closing %u connections now", signame, atomic_load(&srv->shared.active));
+        request_all(srv, WREQ_CLOSE_ALL);
+        return;
+    }
+    srv->shutting_down = true;
+    char t[32];
+    config_format_duration(srv->cfg->shutdown_timeout_ms, t, sizeof(t));
+    log_info("shutdown signal=%s connections=%u timeout=%s", signame,
+             atomic_load(&srv->shared.active), t);
+    request_all(srv, WREQ_STOP_ACCEPT);
+    retire_listeners(srv->lsocks, srv->nlsocks, NULL, 0);
+    srv->lsocks = NULL;
+    srv->nlsocks = 0;
+    loop_timer_cancel(&srv->loop, &srv->debounce);
+    loop_timer_arm(&srv->loop, &srv->drain_timer, srv->loop.now + srv->cfg->shutdown_timeout_ms);
+}
+
+static void on_signal(struct loop *l, struct io *io, uint32_t ev)
+{
+    (void)l;
+    (void)ev;
+    struct server *srv = container_of(io, struct server, sig);
+    struct signalfd_siginfo si;
+    while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGHUP:
+            reload(srv, "SIGHUP");
+            break;
+        case SIGTERM:
+            begin_shutdown(srv, "SIGTERM");
+            break;
+        case SIGINT:
+            begin_shutdown(srv, "SIGINT");
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void on_worker_exit(struct loop *l, struct io *io, uint32_t ev)
+{
+    (void)ev;
+    struct server *srv = container_of(io, struct server, exits);
+    uint64_t n;
+    if (read(io->fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+        srv->exited += (unsigned)n;
+    if (srv->exited >= srv->nworkers)
+        l->stop = true;
+}
+
+/* ---- startup -------------------------------------------------------------------------------- */
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int setup_control(struct server *srv)
+{
+    int rc = loop_init(&srv->loop, 64);
+    if (rc != 0)
+        return rc;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (sfd == -1 || efd == -1)
+        return -errno;
+    loop_io_init(&srv->sig, sfd, on_signal);
+    loop_io_init(&srv->exits, efd, on_worker_exit);
+    loop_io_init(&srv->inotify, ifd, on_inotify);
+    if (ifd == -1)
+        log_warn("inotify unavailable (%s): only SIGHUP reloads", strerror(errno));
+    if ((rc = loop_io_set(&srv->loop, &srv->sig, EPOLLIN)) != 0 ||
+        (rc = loop_io_set(&srv->loop, &srv->exits, EPOLLIN)) != 0)
+        return rc;
+    if (ifd != -1 && (rc = loop_io_set(&srv->loop, &srv->inotify, EPOLLIN)) != 0)
+        return rc;
+    loop_timer_init(&srv->debounce, on_debounce);
+    loop_timer_init(&srv->drain_timer, on_drain_timeout);
+    char *copy = strdup(srv->cfg->path);
+    srv->dir = strdup(copy ? dirname(copy) : ".");
+    free(copy);
+    srv->wd = -1;
+    return 0;
+}
+
+static void teardown(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        worker_destroy(&srv->workers[i]);
+    free(srv->workers);
+    free(srv->shared.workers);
+    retire_listeners(srv->lsocks, srv->nlsocks, NULL, 0);
+    int fds[] = {srv->sig.fd, srv->exits.fd, srv->inotify.fd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] != -1)
+            close(fds[i]);
+    loop_destroy(&srv->loop);
+    free(srv->dir);
+    config_unref(srv->cfg);
+}
+
+int server_run(struct config *cfg)
+{
+    struct server srv;
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg = cfg;
+    srv.generation = 1;
+    cfg->generation = 1;
+    srv.sig.fd = srv.exits.fd = srv.inotify.fd = -1;
+    srv.loop.epfd = -1;
+
+    /* Signals are taken through a signalfd by this thread only: block them in every thread
+     * (workers inherit this mask). A peer that goes away must not kill us: ignore SIGPIPE. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    log_setup(cfg->log_level, cfg->log_format);
+
+    int rc = setup_control(&srv);
+    if (rc != 0) {
+        log_error("startup: %s", strerror(-rc));
+        teardown(&srv);
+        return 1;
+    }
+    struct listen_bind *binds;
+    char msg[512];
+    if (build_listeners(&srv, cfg, &srv.lsocks, &srv.nlsocks, &binds, msg, sizeof(msg)) != 0) {
+        log_error("%s", msg);
+        teardown(&srv);
+        return 1;
+    }
+    for (size_t i = 0; i < srv.nlsocks; i++)
+        log_info("listening route=%s address=%s", cfg->routes[binds[i].route].name,
+                 srv.lsocks[i]->name);
+
+    srv.nworkers = cfg->workers;
+    srv.workers = calloc(srv.nworkers, sizeof(*srv.workers));
+    srv.shared.workers = calloc(srv.nworkers, sizeof(*srv.shared.workers));
+    srv.shared.nworkers = srv.nworkers;
+    srv.shared.exclusive = srv.nworkers > 1;
+    if (!srv.workers || !srv.shared.workers) {
+        log_error("startup: out of memory");
+        free(binds);
+        srv.nworkers = 0;
+        teardown(&srv);
+        return 1;
+    }
+    apply_process_settings(&srv, cfg);
+    if (cfg->max_connections) {
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        if ((rlim_t)cfg->max_connections * 2 + 64 > rl.rlim_cur)
+            log_warn("max_connections %u needs about %u file descriptors but the limit is %llu: "
+                     "accepting will pause when they run out",
+                     cfg->max_connections, cfg->max_connections * 2 + 64,
+                     (unsigned long long)rl.rlim_cur);
+    }
+    for (unsigned i = 0; i < srv.nworkers; i++) {
+        srv.shared.workers[i] = &srv.workers[i];
+        rc = worker_init(&srv.workers[i], i, &srv.shared, srv.exits.fd);
+        if (rc != 0) {
+            log_error("startup: worker %u: %s", i, strerror(-rc));
+            free(binds);
+            srv.nworkers = i;
+            teardown(&srv);
+            return 1;
+        }
+    }
+    unsigned started = 0;
+    for (; started < srv.nworkers; started++)
+        if ((rc = worker_start(&srv.workers[started])) != 0)
+            break;
+    for (unsigned i = 0; rc == 0 && i < srv.nworkers; i++)
+        rc = worker_request(&srv.workers[i], WREQ_SWAP, cfg, binds, srv.nlsocks);
+    if (rc != 0) {
+        log_error("startup: cannot start workers: %s", strerror(-rc));
+        for (unsigned j = 0; j < started; j++)
+            worker_request(&srv.workers[j], WREQ_STOP_ACCEPT, NULL, NULL, 0);
+        for (unsigned j = 0; j < started; j++)
+            worker_join(&srv.workers[j]);
+        free(binds);
+        teardown(&srv);
+        return 1;
+    }
+    free(binds);
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (cfg->routes[i].s.idle_timeout_ms == 0)
+            log_warn("route %s: idle_timeout is 0: stuck connections are never closed",
+                     cfg->routes[i].name);
+    update_watch(&srv);
+    log_info("ready generation=%u routes=%zu listeners=%zu workers=%u max_connections=%u",
+             srv.generation, cfg->nroutes, srv.nlsocks, srv.nworkers,
+             atomic_load(&srv.shared.max_connections));
+
+    rc = loop_run(&srv.loop);
+    if (rc != 0)
+        log_error("control loop failed: %s", strerror(-rc));
+    for (unsigned i = 0; i < srv.nworkers; i++)
+        worker_join(&srv.workers[i]);
+    teardown(&srv);
+    log_info("stopped");
+    return rc == 0 ? 0 : 1;
+}

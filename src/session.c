@@ -1,0 +1,487 @@
+/*
+ * session.c - the relay of one client/backend pair.
+ *
+ * Owns both fds, both rings and the pair's timer. It moves bytes with readv/writev straight
+ * into and out of the rings, keeps epoll interest equal to what the pair can use right now (read
+ * while the ring toward the other side has room, write while it holds data), forwards a FIN only
+ * once every byte before it is delivered, and turns a reset on one side into a reset on the other.
+ * It never parses configuration and never chooses a backend itself (backend.c does).
+ */
+#include "session.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "log.h"
+#include "worker.h"
+
+/* Upper bound on read/write rounds per event, so one busy pair cannot starve the others. */
+#define RELAY_ROUNDS 16
+
+#define READABLE (EPOLLIN | EPOLLRDHUP | EPOLLHUP)
+
+static const char *const cause_names[] = {
+    [CAUSE_NONE] = "none",
+    [CAUSE_CLIENT_FIN] = "client_fin",
+    [CAUSE_BACKEND_FIN] = "backend_fin",
+    [CAUSE_CLIENT_RESET] = "client_reset",
+    [CAUSE_BACKEND_RESET] = "backend_reset",
+    [CAUSE_IDLE_TIMEOUT] = "idle_timeout",
+    [CAUSE_CONNECT_TIMEOUT] = "connect_timeout",
+    [CAUSE_CONNECT_REFUSED] = "connect_refused",
+    [CAUSE_CONNECT_ERROR] = "connect_error",
+    [CAUSE_NO_BACKEND] = "no_backend",
+    [CAUSE_LOCAL_ERROR] = "local_error",
+    [CAUSE_SHUTDOWN] = "shutdown",
+};
+
+const char *session_cause_name(enum session_cause cause)
+{
+    return cause_names[cause];
+}
+
+static void on_client(struct loop *l, struct io *io, uint32_t ev);
+static void on_backend(struct loop *l, struct io *io, uint32_t ev);
+static void on_timer(struct loop *l, struct loop_timer *t);
+static void connect_next(struct session *s);
+
+static void set_state(struct session *s, enum session_state to)
+{
+    enum session_state from = (enum session_state)s->state;
+    assert((from == SESSION_CONNECTING && to != SESSION_CONNECTING) ||
+           (from == SESSION_RELAYING && to == SESSION_CLOSED));
+    (void)from;
+    s->state = (uint8_t)to;
+}
+
+static const struct backend_conf *cur_backend(const struct session *s)
+{
+    return s->backend_idx >= 0 ? s->route->bal.b[s->backend_idx].conf : NULL;
+}
+
+static bool is_client(const struct session *s, const struct io *io)
+{
+    return io == &s->client;
+}
+
+static enum session_cause reset_cause(const struct session *s, const struct io *io)
+{
+    return is_client(s, io) ? CAUSE_CLIENT_RESET : CAUSE_BACKEND_RESET;
+}
+
+static void free_deferred(struct loop_defer *d)
+{
+    struct session *s = container_of(d, struct session, defer);
+    wgen_unref(s->gen);
+    free(s);
+}
+
+static void access_log(struct session *s)
+{
+    char client[SOCK_ADDRSTRLEN], backend[SOCK_ADDRSTRLEN];
+    sock_addr_format(&s->peer, client, sizeof(client));
+    const struct backend_conf *b = s->state == SESSION_RELAYING ? cur_backend(s) : NULL;
+    if (b)
+        sock_addr_format(&b->addr, backend, sizeof(backend));
+    else
+        strcpy(backend, "-");
+    struct log_field f[] = {
+        {"route", s->route->conf->name, 0},
+        {"client", client, 0},
+        {"backend", backend, 0},
+        {"bytes_from_client", NULL, (long long)s->bytes[DIR_UP]},
+        {"bytes_to_client", NULL, (long long)s->bytes[DIR_DOWN]},
+        {"duration_ms", NULL, (long long)(s->w->loop.now - s->start_ms)},
+        {"attempts", NULL, s->attempts},
+        {"cause", cause_names[s->cause], 0},
+    };
+    log_fields(LOG_INFO, "access", f, sizeof(f) / sizeof(f[0]));
+}
+
+static void close_side(struct io *io, bool reset)
+{
+    if (io->fd == -1)
+        return;
+    if (reset)
+        sock_close_reset(io->fd);
+    else
+        close(io->fd);
+    loop_io_forget(io);
+}
+
+/* Was the stream toward this side cut short? (bytes undelivered, or its FIN never sent) */
+static bool cut_short(const struct session *s, int dir)
+{
+    return s->ring[dir].len > 0 || (s->eof[dir] && !s->shut[dir]);
+}
+
+void session_close(struct session *s, enum session_cause cause)
+{
+    if (s->state == SESSION_CLOSED)
+        return;
+    if (s->cause == CAUSE_NONE)
+        s->cause = (uint8_t)cause;
+    struct loop *l = &s->w->loop;
+    loop_timer_cancel(l, &s->timer);
+
+    /* A side gets a RST instead of a FIN when its stream was truncated, so it never looks
+     * complete: the other side reset, or bytes toward it were still in flight. */
+    bool reset_client = false, reset_backend = false;
+    switch (cause) {
+    case CAUSE_CLIENT_RESET:
+        reset_backend = true;
+        break;
+    case CAUSE_BACKEND_RESET:
+        reset_client = true;
+        break;
+    case CAUSE_IDLE_TIMEOUT:
+    case CAUSE_SHUTDOWN:
+    case CAUSE_LOCAL_ERROR:
+        reset_client = cut_short(s, DIR_DOWN);
+        reset_backend = s->state == SESSION_RELAYING && cut_short(s, DIR_UP);
+        break;
+    default:
+        break;
+    }
+    if (s->state == SESSION_RELAYING)
+        s->route->bal.b[s->backend_idx].active--;
+    close_side(&s->client, reset_client);
+    close_side(&s->backend, reset_backend);
+    for (int d = 0; d < 2; d++) {
+        struct ring *r = &s->ring[d];
+        if (r->area) {
+            bufpool_put(s->route->pool, r->area);
+            r->area = NULL;
+            r->len = 0;
+        }
+    }
+    if (s->route->cfg->log_access)
+        access_log(s);
+    set_state(s, SESSION_CLOSED);
+    worker_session_removed(s->w, s);
+    loop_defer(l, &s->defer, free_deferred);
+}
+
+/* Register the interest each side can use now. */
+static void update_interest(struct session *s)
+{
+    struct loop *l = &s->w->loop;
+    uint32_t ci = 0, bi = 0;
+    if (!s->eof[DIR_UP] && !ring_full(&s->ring[DIR_UP]))
+        ci |= EPOLLIN | EPOLLRDHUP;
+    if (s->ring[DIR_DOWN].len)
+        ci |= EPOLLOUT;
+    if (s->state == SESSION_CONNECTING) {
+        bi = EPOLLOUT;
+    } else {
+        if (!s->eof[DIR_DOWN] && !ring_full(&s->ring[DIR_DOWN]))
+            bi |= EPOLLIN | EPOLLRDHUP;
+        if (s->ring[DIR_UP].len)
+            bi |= EPOLLOUT;
+    }
+    /* A side with nothing to wait for stays registered edge-triggered with an empty mask: epoll
+     * then reports a reset (EPOLLERR) once, instead of never (if removed) or in a loop (if
+     * level-triggered, since EPOLLHUP/EPOLLERR cannot be masked). */
+    if (!ci)
+        ci = EPOLLET;
+    if (!bi)
+        bi = EPOLLET;
+    int rc = loop_io_set(l, &s->client, ci);
+    if (rc == 0)
+        rc = loop_io_set(l, &s->backend, bi);
+    if (rc != 0) {
+        log_error("route %s: epoll_ctl: %s", s->route->conf->name, strerror(-rc));
+        session_close(s, CAUSE_LOCAL_ERROR);
+    }
+}
+
+/*
+ * Move bytes in one direction: flush the ring toward dst, read from src while there is room,
+ * repeat while either makes progress. src_ready / dst_ready say what epoll reported (or what is
+ * known); a short read or write means "not ready" and ends that side's work for this event,
+ * unless a FIN is known to wait behind the data (rdhup). Returns false if the session closed.
+ */
+static bool relay(struct session *s, int dir, bool src_ready, bool dst_ready, bool rdhup)
+{
+    struct io *src = dir == DIR_UP ? &s->client : &s->backend;
+    struct io *dst = dir == DIR_UP ? &s->backend : &s->client;
+    struct ring *r = &s->ring[dir];
+    bool dst_up = dir == DIR_DOWN || s->state == SESSION_RELAYING;
+    struct iovec iov[2];
+
+    if (!dst_up)
+        dst_ready = false;
+    for (int round = 0; round < RELAY_ROUNDS; round++) {
+        bool progress = false;
+        if (r->len && dst_ready) {
+            int cnt = ring_data_iov(r, iov);
+            ssize_t n = writev(dst->fd, iov, cnt);
+            if (n == -1) {
+                if (errno != EAGAIN && errno != EINTR) {
+                    log_debug("write to %s: %s", is_client(s, dst) ? "client" : "backend",
+                              strerror(errno));
+                    session_close(s, reset_cause(s, dst));
+                    return false;
+                }
+                dst_ready = false;
+            } else {
+                if ((size_t)n < r->len)
+                    dst_ready = false;
+                ring_consume(r, (size_t)n);
+                s->bytes[dir] += (uint64_t)n;
+                s->last_active_ms = s->w->loop.now;
+                progress = n > 0;
+            }
+        }
+        if (src_ready && !s->eof[dir] && !ring_full(r)) {
+            if (ring_acquire(r, s->route->pool) != 0) {
+                log_error("route %s: out of memory for a buffer", s->route->conf->name);
+                session_close(s, CAUSE_LOCAL_ERROR);
+                return false;
+            }
+            int cnt = ring_room_iov(r, iov);
+            size_t room = ring_room(r);
+            ssize_t n = readv(src->fd, iov, cnt);
+            if (n > 0) {
+                ring_produce(r, (size_t)n);
+                s->last_active_ms = s->w->loop.now;
+                if ((size_t)n < room && !rdhup)
+                    src_ready = false;
+                progress = true;
+            } else if (n == 0) {
+                s->eof[dir] = 1;
+                if (s->cause == CAUSE_NONE && s->state == SESSION_RELAYING)
+                    s->cause = dir == DIR_UP ? CAUSE_CLIENT_FIN : CAUSE_BACKEND_FIN;
+                progress = true;
+            } else if (errno == EAGAIN || errno == EINTR) {
+                src_ready = false;
+            } else {
+                log_debug("read from %s: %s", is_client(s, src) ? "client" : "backend",
+                          strerror(errno));
+                session_close(s, reset_cause(s, src));
+                return false;
+            }
+        }
+        if (!progress)
+            break;
+    }
+    ring_release(r, s->route->pool);
+    if (s->eof[dir] && !s->shut[dir] && r->len == 0 && dst_up) {
+        /* Every byte before the FIN is delivered: forward it. */
+        if (shutdown(dst->fd, SHUT_WR) == -1 && errno != ENOTCONN) {
+            session_close(s, reset_cause(s, dst));
+            return false;
+        }
+        s->shut[dir] = 1;
+    }
+    return true;
+}
+
+/* After any event: close if both directions are done, else refresh interest. */
+static void settle(struct session *s)
+{
+    if (s->state == SESSION_RELAYING && s->shut[DIR_UP] && s->shut[DIR_DOWN]) {
+        session_close(s, (enum session_cause)s->cause);
+        return;
+    }
+    update_interest(s);
+}
+
+/* A pending socket error means the peer reset (or the path failed): the stream is cut, so the
+ * other side is reset too. Returns true if the session was closed. */
+static bool check_error(struct session *s, struct io *io, uint32_t ev)
+{
+    if (!(ev & EPOLLERR))
+        return false;
+    int err = sock_error(io->fd);
+    if (!err)
+        return false;
+    log_debug("%s socket error: %s", is_client(s, io) ? "client" : "backend", strerror(err));
+    session_close(s, reset_cause(s, io));
+    return true;
+}
+
+/* Events on one side: read from it toward the other side, flush toward it. While the other side
+ * waits for EPOLLOUT it is known not to be writable, so that write is skipped. */
+static void on_side(struct session *s, struct io *io, uint32_t ev)
+{
+    int from = is_client(s, io) ? DIR_UP : DIR_DOWN;
+    struct io *other = from == DIR_UP ? &s->backend : &s->client;
+    if (check_error(s, io, ev))
+        return;
+    if ((ev & READABLE) &&
+        !relay(s, from, true, !(other->interest & EPOLLOUT), (ev & (EPOLLRDHUP | EPOLLHUP)) != 0))
+        return;
+    if ((ev & EPOLLOUT) && !relay(s, !from, false, true, false))
+        return;
+    settle(s);
+}
+
+static void on_client(struct loop *l, struct io *io, uint32_t ev)
+{
+    (void)l;
+    on_side(container_of(io, struct session, client), io, ev);
+}
+
+static enum session_cause connect_cause(int err)
+{
+    switch (err) {
+    case ETIMEDOUT:
+        return CAUSE_CONNECT_TIMEOUT;
+    case ECONNREFUSED:
+        return CAUSE_CONNECT_REFUSED;
+    default:
+        return CAUSE_CONNECT_ERROR;
+    }
+}
+
+static void report_failure(struct session *s, size_t idx, int err)
+{
+    struct route_rt *rt = s->route;
+    const char *addr = rt->bal.b[idx].conf->address;
+    if (balancer_report(&rt->bal, idx, false, s->w->loop.now))
+        log_warn("backend %s of route %s is down: %s", addr, rt->conf->name,
+                 err == ETIMEDOUT ? "connect timed out" : strerror(err));
+    else
+        log_debug("connect to %s (route %s): %s", addr, rt->conf->name, strerror(err));
+    s->cause = (uint8_t)connect_cause(err);
+}
+
+/* A connect attempt ended without a connection: note it and move on to the next backend. */
+static void attempt_failed(struct session *s, int err)
+{
+    if (s->backend.fd != -1) {
+        close(s->backend.fd);
+        loop_io_forget(&s->backend);
+    }
+    loop_timer_cancel(&s->w->loop, &s->timer);
+    report_failure(s, (size_t)s->backend_idx, err);
+    connect_next(s);
+}
+
+static void connected(struct session *s)
+{
+    struct worker *w = s->w;
+    struct backend_rt *b = &s->route->bal.b[s->backend_idx];
+    if (balancer_report(&s->route->bal, (size_t)s->backend_idx, true, w->loop.now))
+        log_info("backend %s of route %s is up", b->conf->address, s->route->conf->name);
+    b->active++;
+    /* A client that ended its stream while we connected ended first. */
+    s->cause = s->eof[DIR_UP] ? CAUSE_CLIENT_FIN : CAUSE_NONE;
+    set_state(s, SESSION_RELAYING);
+    s->last_active_ms = w->loop.now;
+    uint64_t idle = s->route->conf->s.idle_timeout_ms;
+    if (idle)
+        loop_timer_arm(&w->loop, &s->timer, w->loop.now + idle);
+    else
+        loop_timer_cancel(&w->loop, &s->timer);
+}
+
+static void on_backend(struct loop *l, struct io *io, uint32_t ev)
+{
+    (void)l;
+    struct session *s = container_of(io, struct session, backend);
+    if (s->state != SESSION_CONNECTING) {
+        on_side(s, io, ev);
+        return;
+    }
+    int err = sock_error(io->fd);
+    if (err) {
+        attempt_failed(s, err);
+        return;
+    }
+    if (!(ev & EPOLLOUT))
+        return; /* not connected yet */
+    connected(s);
+    /* The client may have sent bytes (and even its FIN) while we were connecting. */
+    if (!relay(s, DIR_UP, false, true, false))
+        return;
+    if ((ev & READABLE) && !relay(s, DIR_DOWN, true, true, true))
+        return;
+    settle(s);
+}
+
+static void on_timer(struct loop *l, struct loop_timer *t)
+{
+    struct session *s = container_of(t, struct session, timer);
+    if (s->state == SESSION_CONNECTING) {
+        attempt_failed(s, ETIMEDOUT);
+        return;
+    }
+    uint64_t due = s->last_active_ms + s->route->conf->s.idle_timeout_ms;
+    if (due > l->now) { /* bytes moved since the timer was armed: lazy re-arm */
+        loop_timer_arm(l, &s->timer, due);
+        return;
+    }
+    session_close(s, CAUSE_IDLE_TIMEOUT);
+}
+
+/* Start the next connect attempt, or close the client when none is left. */
+static void connect_next(struct session *s)
+{
+    struct worker *w = s->w;
+    struct route_rt *rt = s->route;
+    while (s->attempts < rt->conf->s.connect_attempts) {
+        size_t idx = balancer_pick(&rt->bal, s->tried, w->loop.now);
+        s->attempts++;
+        s->tried |= balancer_bit(idx);
+        s->backend_idx = (int32_t)idx;
+        const struct backend_conf *b = rt->bal.b[idx].conf;
+        int fd = sock_connect(&b->addr);
+        if (fd < 0) {
+            int err = -fd;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                log_warn("route %s: cannot open a socket to %s: %s", rt->conf->name, b->address,
+                         strerror(err));
+                session_close(s, CAUSE_LOCAL_ERROR);
+                return;
+            }
+            report_failure(s, idx, err);
+            continue;
+        }
+        loop_io_init(&s->backend, fd, on_backend);
+        loop_timer_arm(&w->loop, &s->timer, w->loop.now + rt->conf->s.connect_timeout_ms);
+        update_interest(s);
+        return;
+    }
+    if (s->cause == CAUSE_NONE)
+        s->cause = CAUSE_NO_BACKEND;
+    log_debug("route %s: no backend reachable after %u attempts", rt->conf->name, s->attempts);
+    session_close(s, (enum session_cause)s->cause);
+}
+
+void session_start(struct worker *w, struct route_rt *route, int fd,
+                   const struct sockaddr_any *peer)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s) {
+        log_error("route %s: out of memory accepting a client", route->conf->name);
+        close(fd);
+        worker_session_removed(w, NULL);
+        return;
+    }
+    sock_set_nodelay(fd);
+    loop_io_init(&s->client, fd, on_client);
+    loop_io_init(&s->backend, -1, on_backend);
+    size_t bsize = route->conf->s.buffer_size;
+    ring_init(&s->ring[DIR_UP], bsize);
+    ring_init(&s->ring[DIR_DOWN], bsize);
+    s->state = SESSION_CONNECTING;
+    s->backend_idx = -1;
+    loop_timer_init(&s->timer, on_timer);
+    s->start_ms = w->loop.now;
+    s->last_active_ms = w->loop.now;
+    s->w = w;
+    s->gen = w->gen;
+    s->gen->refs++;
+    s->route = route;
+    s->peer = *peer;
+    worker_session_added(w, s);
+    connect_next(s);
+}

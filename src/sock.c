@@ -1,0 +1,212 @@
+/*
+ * sock.c - socket syscalls. Knows addresses and fds, nothing about routes or the loop.
+ */
+#include "sock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, const char **why)
+{
+    char host[256];
+    const char *port;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':') {
+            *why = "expected \"[IPv6]:port\"";
+            return -1;
+        }
+        size_t n = (size_t)(end - text - 1);
+        if (n == 0 || n >= sizeof(host)) {
+            *why = "bad IPv6 address";
+            return -1;
+        }
+        memcpy(host, text + 1, n);
+        host[n] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon) {
+            *why = "expected \"host:port\"";
+            return -1;
+        }
+        if (memchr(text, ':', (size_t)(colon - text))) {
+            *why = "IPv6 addresses must be written \"[addr]:port\"";
+            return -1;
+        }
+        size_t n = (size_t)(colon - text);
+        if (n >= sizeof(host)) {
+            *why = "host name too long";
+            return -1;
+        }
+        memcpy(host, text, n);
+        host[n] = '\0';
+        port = colon + 1;
+    }
+    char *endp;
+    errno = 0;
+    long p = strtol(port, &endp, 10);
+    if (!*port || *endp || errno || p < 1 || p > 65535 || port[0] == '+' || port[0] == '-') {
+        *why = "port must be a number from 1 to 65535";
+        return -1;
+    }
+    if (passive && (host[0] == '\0' || strcmp(host, "*") == 0))
+        strcpy(host, "0.0.0.0");
+    if (host[0] == '\0') {
+        *why = "missing host";
+        return -1;
+    }
+
+    memset(out, 0, sizeof(*out));
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&out->u.ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)p);
+        sin->sin_addr = a4;
+        out->len = sizeof(*sin);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->u.ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)p);
+        sin6->sin6_addr = a6;
+        out->len = sizeof(*sin6);
+        return 0;
+    }
+    if (text[0] == '[') {
+        *why = "bad IPv6 address";
+        return -1;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        *why = rc == EAI_NONAME || rc == EAI_NODATA ? "host name not found"
+                                                    : "host name could not be resolved";
+        return -1;
+    }
+    memcpy(&out->u.ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    if (out->u.sa.sa_family == AF_INET)
+        ((struct sockaddr_in *)&out->u.ss)->sin_port = htons((uint16_t)p);
+    else
+        ((struct sockaddr_in6 *)&out->u.ss)->sin6_port = htons((uint16_t)p);
+    freeaddrinfo(res);
+    return 0;
+}
+
+char *sock_addr_format(const struct sockaddr_any *a, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (a->u.sa.sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->u.ss;
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
+    } else if (a->u.sa.sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->u.ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+    } else {
+        snprintf(buf, len, "-");
+    }
+    return buf;
+}
+
+bool sock_addr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b)
+{
+    if (a->u.sa.sa_family != b->u.sa.sa_family)
+        return false;
+    if (a->u.sa.sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)&a->u.ss;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)&b->u.ss;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->u.sa.sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)&a->u.ss;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)&b->u.ss;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
+               x->sin6_scope_id == y->sin6_scope_id;
+    }
+    return false;
+}
+
+int sock_listen(const struct sockaddr_any *a, int backlog, bool reuseport)
+{
+    int fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd == -1)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+        goto fail;
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+        goto fail;
+    /* A [::] listener serves IPv6 only, so "0.0.0.0:p" and "[::]:p" can both be configured. */
+    if (a->u.sa.sa_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+        goto fail;
+    if (bind(fd, &a->u.sa, a->len) == -1)
+        goto fail;
+    if (listen(fd, backlog) == -1)
+        goto fail;
+    return fd;
+fail:;
+    int err = errno;
+    close(fd);
+    return -err;
+}
+
+int sock_accept(int lfd, struct sockaddr_any *peer)
+{
+    struct sockaddr_any tmp;
+    struct sockaddr_any *p = peer ? peer : &tmp;
+    p->len = sizeof(p->u.ss);
+    int fd = accept4(lfd, &p->u.sa, &p->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return fd == -1 ? -errno : fd;
+}
+
+int sock_connect(const struct sockaddr_any *a)
+{
+    int fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd == -1)
+        return -errno;
+    sock_set_nodelay(fd);
+    if (connect(fd, &a->u.sa, a->len) == -1 && errno != EINPROGRESS) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+int sock_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+        return errno;
+    return err;
+}
+
+int sock_set_nodelay(int fd)
+{
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ? -errno : 0;
+}
+
+void sock_close_reset(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
