@@ -216,17 +216,25 @@ write_config "$CFG/ferry.yaml" "$PORT_ALPHA"
 
 # ---- run ------------------------------------------------------------------------------------------
 container_logs() { timeout 30 "${ENGINE[@]}" logs "$CNAME" 2>&1; }
-logs_have() { container_logs | grep -qE -- "$1"; }
-running() { [ "$(timeout 30 "${ENGINE[@]}" inspect -f '{{.State.Running}}' "$CNAME" 2>/dev/null)" = true ]; }
+# Not `logs | grep -q`: grep quitting early makes the engine's logs fail on SIGPIPE (pipefail).
+logs_have() { grep -qE -- "$1" <<<"$(container_logs)"; }
+# Exited, as opposed to running or (podman) "stopping" while it drains after SIGTERM.
+exited() {
+    case "$(timeout 30 "${ENGINE[@]}" inspect -f '{{.State.Status}}' "$CNAME" 2>/dev/null)" in
+    exited | stopped | dead) return 0 ;;
+    *) return 1 ;;
+    esac
+}
 ready_or_dead() {
     logs_have ' info ready ' && return 0
-    running || fail "container exited before ready"
+    exited && fail "container exited before ready"
     return 1
 }
 
 CONTAINER_STARTED=1
 t=$SECONDS
-timeout 60 "${ENGINE[@]}" run -d --name "$CNAME" --network host \
+# --read-only and --cap-drop ALL: what docker/kubernetes/deployment.yaml asks for.
+timeout 60 "${ENGINE[@]}" run -d --name "$CNAME" --network host --read-only --cap-drop ALL \
     -v "$CFG:/etc/ferry:ro" "$IMAGE" >"$WORK/run.log" 2>&1 || {
     cat "$WORK/run.log"
     fail "container did not start"
@@ -259,7 +267,7 @@ say "rename edit applied in <= $((SECONDS - t + 1))s: extra answers alpha, web s
 sed 's/^routes:/routez:/' "$CFG/ferry.yaml" >"$CFG/.ferry.yaml.tmp"
 chmod 0644 "$CFG/.ferry.yaml.tmp"
 mv -f "$CFG/.ferry.yaml.tmp" "$CFG/ferry.yaml"
-wait_for 10 "the 'reload rejected' log line" logs_have 'error reload rejected: .*ferry\.yaml:[0-9]+:[0-9]+: '
+wait_for 10 "the 'reload rejected' log line" logs_have 'error reload rejected.*ferry\.yaml:[0-9]+:[0-9]+: '
 answers "$PORT_WEB" beta || fail "route web changed after a rejected edit"
 answers "$PORT_EXTRA" alpha || fail "route extra changed after a rejected edit"
 say "invalid edit rejected: $(container_logs | grep -m1 'reload rejected' | cut -d' ' -f3-)"
@@ -268,16 +276,38 @@ logs_have ' info reload generation=[0-9]+' || fail "no 'reload generation=' log 
 logs_have " info access route=web client=127\.0\.0\.1:[0-9]+ backend=127\.0\.0\.1:$PORT_BETA " ||
     fail "no access line for route web via beta"
 
-# ---- stop with SIGTERM -------------------------------------------------------------------------------
+# ---- stop with SIGTERM, draining a connection in flight -------------------------------------------
+# A client connects through route web and waits for $WORK/go before it sends its request, so
+# its connection is open (ferry connected to beta) when SIGTERM arrives; ferry must let it finish.
+established_to_beta() { # ferry's connection to beta, seen from the host (shared network)
+    local hex
+    printf -v hex '%04X' "$PORT_BETA"
+    awk -v h=":$hex" '$4 == "01" && substr($3, length($3) - 4) == h { found = 1 } END { exit !found }' \
+        /proc/net/tcp
+}
+timeout 30 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    for i in $(seq 1 200); do [ -e "$2" ] && break; sleep 0.1; done
+    printf "GET / HTTP/1.0\r\nHost: ferry-test\r\n\r\n" >&3
+    cat <&3' _ "$PORT_WEB" "$WORK/go" >"$WORK/drain.out" 2>&1 &
+DRAIN_CLIENT=$!
+wait_for 10 "a connection in flight to beta" established_to_beta
+
 t=$SECONDS
-timeout 90 "${ENGINE[@]}" stop -t 30 "$CNAME" >/dev/null 2>&1 || fail "'${ENGINE[*]} stop' failed"
-not_running() { ! running; }
-wait_for 30 "the container to exit" not_running
+timeout 90 "${ENGINE[@]}" stop -t 30 "$CNAME" >"$WORK/stop.log" 2>&1 &
+STOPPER=$!
+wait_for 10 "the 'shutdown signal=SIGTERM' log line" logs_have ' info shutdown signal=SIGTERM connections=1 '
+exited && fail "ferry exited at SIGTERM while a connection was in flight"
+touch "$WORK/go"
+wait "$DRAIN_CLIENT" || fail "the connection in flight failed during shutdown: $(cat "$WORK/drain.out")"
+[ "$(tail -n 1 "$WORK/drain.out" | tr -d '\r')" = beta ] ||
+    fail "the connection in flight got '$(cat "$WORK/drain.out")', expected beta's answer"
+wait "$STOPPER" || fail "'${ENGINE[*]} stop' failed: $(cat "$WORK/stop.log")"
+wait_for 30 "the container to exit" exited
 code=$(timeout 30 "${ENGINE[@]}" inspect -f '{{.State.ExitCode}}' "$CNAME")
-say "stopped in $((SECONDS - t))s with exit code $code"
+say "stopped in $((SECONDS - t))s with exit code $code, after draining a connection in flight"
 [ "$code" = 0 ] || fail "exit code $code after SIGTERM, expected 0"
-logs_have ' info shutdown signal=SIGTERM ' || fail "no 'shutdown signal=SIGTERM' log line"
 logs_have ' info stopped$' || fail "no 'stopped' log line"
+logs_have " info access route=web .* cause=backend_fin" || fail "no access line for the drained connection"
 
 say "PASS: engine ${ENGINE[0]}, image $size bytes, $((SECONDS - T0))s"
 exit 0
