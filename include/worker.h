@@ -99,6 +99,7 @@ struct worker {
     size_t nlisteners;
     unsigned accept_block;          /* ACCEPT_BLOCK_* */
     struct loop_timer accept_timer; /* ends an ACCEPT_BLOCK_FDS back-off */
+    uint64_t fds_logged_at;         /* when EMFILE/ENFILE was last logged */
 
     /* One pool per distinct buffer size in use; a slot is reused once no route refers to it. */
     struct bufpool pools[WORKER_MAX_POOLS];

@@ -18,8 +18,9 @@
 #include "log.h"
 #include "session.h"
 
-#define ACCEPT_BATCH      64
-#define ACCEPT_BACKOFF_MS 100
+#define ACCEPT_BATCH        64
+#define ACCEPT_BACKOFF_MS   100
+#define ACCEPT_LOG_EVERY_MS 10000
 
 static void on_accept(struct loop *l, struct io *io, uint32_t ev);
 
@@ -200,8 +201,13 @@ static void on_accept(struct loop *l, struct io *io, uint32_t ev)
         case ENFILE:
         case ENOBUFS:
         case ENOMEM:
-            log_warn("accept on %s: %s: pausing accept for %dms (%zu connections open here)",
-                     wl->ls->name, strerror(-fd), ACCEPT_BACKOFF_MS, w->nsessions);
+            /* Say it once per episode, not every back-off period. */
+            if (l->now >= w->fds_logged_at + ACCEPT_LOG_EVERY_MS) {
+                log_warn("accept on %s: %s: pausing accept in %dms steps until descriptors are "
+                         "free (%zu connections open in worker %u)",
+                         wl->ls->name, strerror(-fd), ACCEPT_BACKOFF_MS, w->nsessions, w->id);
+                w->fds_logged_at = l->now;
+            }
             w->accept_block |= ACCEPT_BLOCK_FDS;
             listener_update(w);
             loop_timer_arm(l, &w->accept_timer, l->now + ACCEPT_BACKOFF_MS);
