@@ -30,8 +30,8 @@ int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, co
 char *sock_addr_format(const struct sockaddr_any *a, char *buf, size_t len);
 bool sock_addr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b);
 
-/* Non-blocking, close-on-exec listening socket with SO_REUSEADDR (and SO_REUSEPORT if asked).
- * Returns the fd or -errno. */
+/* Non-blocking, close-on-exec listening socket with SO_REUSEADDR (and SO_REUSEPORT if asked) and
+ * TCP_NODELAY, which accepted sockets inherit. Returns the fd or -errno. */
 int sock_listen(const struct sockaddr_any *a, int backlog, bool reuseport);
 /* accept4 non-blocking + close-on-exec; peer address into *peer if not NULL. Returns fd or -errno.
  */

@@ -273,7 +273,13 @@ static bool relay(struct session *s, int dir, bool src_ready, bool dst_ready, bo
     }
     ring_release(r, s->route->pool);
     if (s->eof[dir] && !s->shut[dir] && r->len == 0 && dst_up) {
-        /* Every byte before the FIN is delivered: forward it. */
+        /* Every byte before the FIN is delivered: forward it. If the other direction is already
+         * done, the pair closes right after this and close() sends the FIN (dst has nothing
+         * unread: its EOF was read), so the shutdown() call is skipped. */
+        if (s->eof[!dir] && s->shut[!dir]) {
+            s->shut[dir] = 1;
+            return true;
+        }
         if (shutdown(dst->fd, SHUT_WR) == -1 && errno != ENOTCONN) {
             session_close(s, reset_cause(s, dst));
             return false;
@@ -391,9 +397,10 @@ static void on_backend(struct loop *l, struct io *io, uint32_t ev)
         on_side(s, io, ev);
         return;
     }
-    int err = sock_error(io->fd);
-    if (err) {
-        attempt_failed(s, err);
+    /* Writable without an error is a completed connect; only an error needs SO_ERROR. */
+    if (ev & (EPOLLERR | EPOLLHUP)) {
+        int err = sock_error(io->fd);
+        attempt_failed(s, err ? err : ECONNREFUSED);
         return;
     }
     if (!(ev & EPOLLOUT))
@@ -466,7 +473,7 @@ void session_start(struct worker *w, struct route_rt *route, int fd,
         worker_session_removed(w, NULL);
         return;
     }
-    sock_set_nodelay(fd);
+    /* TCP_NODELAY is inherited from the listening socket (see sock_listen). */
     loop_io_init(&s->client, fd, on_client);
     loop_io_init(&s->backend, -1, on_backend);
     size_t bsize = route->conf->s.buffer_size;

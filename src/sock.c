@@ -155,6 +155,10 @@ int sock_listen(const struct sockaddr_any *a, int backlog, bool reuseport)
     if (a->u.sa.sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
         goto fail;
+    /* Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt here instead of
+     * one per client. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+        goto fail;
     if (bind(fd, &a->u.sa, a->len) == -1)
         goto fail;
     if (listen(fd, backlog) == -1)
