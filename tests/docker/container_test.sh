@@ -267,10 +267,11 @@ say "rename edit applied in <= $((SECONDS - t + 1))s: extra answers alpha, web s
 sed 's/^routes:/routez:/' "$CFG/ferry.yaml" >"$CFG/.ferry.yaml.tmp"
 chmod 0644 "$CFG/.ferry.yaml.tmp"
 mv -f "$CFG/.ferry.yaml.tmp" "$CFG/ferry.yaml"
-wait_for 10 "the 'reload rejected' log line" logs_have 'error reload rejected.*ferry\.yaml:[0-9]+:[0-9]+: '
+# (Matched on its position and key, not just "rejected": an in-place edit may be seen half-written.)
+wait_for 10 "the 'reload rejected' log line" logs_have 'error reload rejected.*ferry\.yaml:6:1: .*routez'
 answers "$PORT_WEB" beta || fail "route web changed after a rejected edit"
 answers "$PORT_EXTRA" alpha || fail "route extra changed after a rejected edit"
-say "invalid edit rejected: $(container_logs | grep -m1 'reload rejected' | cut -d' ' -f3-)"
+say "invalid edit rejected: $(grep 'routez' <<<"$(container_logs)" | head -n 1 | cut -d' ' -f3-)"
 
 logs_have ' info reload generation=[0-9]+' || fail "no 'reload generation=' log line"
 logs_have " info access route=web client=127\.0\.0\.1:[0-9]+ backend=127\.0\.0\.1:$PORT_BETA " ||
