@@ -53,6 +53,11 @@ cleanup() {
     fi
     if [ -n "$IMAGE_BUILT" ] && [ "${FERRY_DOCKER_KEEP_IMAGE:-0}" != 1 ]; then
         timeout 60 "${ENGINE[@]}" rmi -f "$IMAGE" >/dev/null 2>&1
+        # podman leaves the build stage as an untagged image per build: remove this run's.
+        # (Removing one also removes its untagged parents, up to the tagged toolchain cache.)
+        dangling_images >"$WORK/dangling.after"
+        comm -13 "$WORK/dangling.before" "$WORK/dangling.after" |
+            xargs -r timeout 60 "${ENGINE[@]}" rmi >/dev/null 2>&1
     fi
     for pid in "${BACKEND_PIDS[@]}"; do
         kill "$pid" 2>/dev/null
@@ -117,9 +122,20 @@ if ! timeout 60 "${ENGINE[@]}" image inspect "$BASE_IMAGE" >/dev/null 2>&1 &&
 fi
 
 # ---- build --------------------------------------------------------------------------------------
+dangling_images() { timeout 60 "${ENGINE[@]}" images -q --no-trunc --filter dangling=true 2>/dev/null | sort -u; }
+dangling_images >"$WORK/dangling.before"
 say "building $IMAGE from $SRC/docker/Dockerfile"
 t=$SECONDS
 IMAGE_BUILT=1
+if [ "${ENGINE[0]}" = podman ]; then
+    # Keep the toolchain stage (apt-get install) tagged, so that removing this run's build-stage
+    # images does not also remove it and the next run does not reinstall the toolchain.
+    timeout 1500 "${ENGINE[@]}" build "${BUILD_OPTS[@]}" -f "$SRC/docker/Dockerfile" \
+        --target toolchain -t ferry-test-toolchain:cache "$SRC" >"$WORK/build.log" 2>&1 || {
+        tail -n 40 "$WORK/build.log" | sed 's/^/    /'
+        fail "toolchain stage build failed"
+    }
+fi
 if ! timeout 1500 "${ENGINE[@]}" build "${BUILD_OPTS[@]}" -f "$SRC/docker/Dockerfile" \
     --target ferry -t "$IMAGE" "$SRC" >"$WORK/build.log" 2>&1; then
     tail -n 40 "$WORK/build.log" | sed 's/^/    /'
