@@ -97,6 +97,8 @@ if [ -n "${FERRY_CONTAINER_ENGINE:-}" ]; then
     ENGINE=("$FERRY_CONTAINER_ENGINE")
 elif command -v docker >/dev/null && engine_answers docker; then
     ENGINE=(docker)
+    # podman-docker's `docker` is podman under another name: treat it as podman.
+    if docker --version 2>/dev/null | grep -qi podman; then ENGINE=(podman); fi
 elif command -v podman >/dev/null && engine_answers podman; then
     ENGINE=(podman)
 else
