@@ -53,11 +53,16 @@ cleanup() {
     fi
     if [ -n "$IMAGE_BUILT" ] && [ "${FERRY_DOCKER_KEEP_IMAGE:-0}" != 1 ]; then
         timeout 60 "${ENGINE[@]}" rmi -f "$IMAGE" >/dev/null 2>&1
-        # podman leaves the build stage as an untagged image per build: remove this run's.
-        # (Removing one also removes its untagged parents, up to the tagged toolchain cache.)
-        dangling_images >"$WORK/dangling.after"
-        comm -13 "$WORK/dangling.before" "$WORK/dangling.after" |
-            xargs -r timeout 60 "${ENGINE[@]}" rmi >/dev/null 2>&1
+        # podman leaves the build stage as an untagged image per build: remove this run's, i.e.
+        # untagged images that are new since the build and that the build log names (not those
+        # of another build running beside this one). Removing one also removes its untagged
+        # parents, up to the tagged toolchain cache.
+        grep -ohE '^--> (Using cache )?[0-9a-f]{11,}' "$WORK"/build*.log 2>/dev/null |
+            grep -oE '[0-9a-f]{11,}$' | cut -c1-11 | sort -u >"$WORK/ours"
+        dangling_images | comm -13 "$WORK/dangling.before" - | while read -r id; do
+            short=${id#sha256:}
+            grep -qx "${short:0:11}" "$WORK/ours" && echo "$id"
+        done | xargs -r timeout 60 "${ENGINE[@]}" rmi >/dev/null 2>&1
     fi
     for pid in "${BACKEND_PIDS[@]}"; do
         kill "$pid" 2>/dev/null
@@ -133,8 +138,8 @@ if [ "${ENGINE[0]}" = podman ]; then
     # Keep the toolchain stage (apt-get install) tagged, so that removing this run's build-stage
     # images does not also remove it and the next run does not reinstall the toolchain.
     timeout 1500 "${ENGINE[@]}" build "${BUILD_OPTS[@]}" -f "$SRC/docker/Dockerfile" \
-        --target toolchain -t ferry-test-toolchain:cache "$SRC" >"$WORK/build.log" 2>&1 || {
-        tail -n 40 "$WORK/build.log" | sed 's/^/    /'
+        --target toolchain -t ferry-test-toolchain:cache "$SRC" >"$WORK/build-toolchain.log" 2>&1 || {
+        tail -n 40 "$WORK/build-toolchain.log" | sed 's/^/    /'
         fail "toolchain stage build failed"
     }
 fi
