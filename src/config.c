@@ -187,6 +187,7 @@ static const char *kind_name(const yaml_node_t *n)
 /* The scalar text of n, or an error naming key. Empty (null) scalars are errors. */
 static int scalar(struct pctx *p, const yaml_node_t *n, const char *key, const char **out)
 {
+    *out = ""; /* defined on every path, so callers' error messages never read garbage */
     if (n->type != YAML_SCALAR_NODE)
         return fail_at(p, n, "'%s' must be a single value, not %s", key, kind_name(n));
     const char *s = (const char *)n->data.scalar.value;
