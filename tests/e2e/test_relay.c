@@ -1,0 +1,319 @@
+/*
+ * End-to-end: the relay itself. Bytes pass through ferry unchanged, in order and full duplex
+ * (echo, a server that speaks first, 64 MiB each way and both ways at once, compared by SHA-256);
+ * half-close works in each direction, also when the FIN arrives behind data that ferry still
+ * buffers; a reset on one side becomes a reset on the other; an IPv6 listener works.
+ */
+#include "e2e.h"
+
+#define BIG (64u * MIB)
+
+/* ferry with one route "r" from 127.0.0.1:*listen_port to 127.0.0.1:backend_port. */
+static struct ferry *start_relay(int backend_port, const char *route_extra, int *listen_port)
+{
+    *listen_port = free_port(AF_INET);
+    return ferry_start(tfmt("routes:\n"
+                            "  - name: r\n"
+                            "    listen: 127.0.0.1:%d\n"
+                            "%s"
+                            "    backends: [127.0.0.1:%d]\n",
+                            *listen_port, route_extra, backend_port));
+}
+
+/* A client connected through ferry to a backend the test drives itself. */
+struct pair {
+    struct ferry *ferry;
+    int lfd;     /* the backend's listening socket */
+    int client;  /* test -> ferry */
+    int backend; /* ferry -> test, accepted from lfd */
+};
+
+static void open_pair(struct pair *p, int backend_rcvbuf, const char *route_extra)
+{
+    int bport, lport;
+    p->lfd = listen_loopback(AF_INET, 16, backend_rcvbuf, &bport);
+    assert_ok(p->lfd, "backend listen");
+    p->ferry = start_relay(bport, route_extra, &lport);
+    p->client = connect_ok(lport);
+    p->backend = accept_timeout(p->lfd, NET_TIMEOUT_MS);
+    assert_ok(p->backend, "ferry did not connect to the backend");
+}
+
+static void test_echo(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport;
+    struct ferry *f = start_relay(backend_port(b), "", &lport);
+    int c = connect_ok(lport);
+
+    send_str(c, "ping\n");
+    recv_expect(c, "ping\n");
+    send_str(c, "a second message on the same connection\n");
+    recv_expect(c, "a second message on the same connection\n");
+    /* The echo server closes after our FIN: ferry must carry our FIN and its FIN back. */
+    shut_wr(c);
+    assert_int_equal(wait_closed(c, NET_TIMEOUT_MS, NULL), 0);
+    ferry_stop(f);
+}
+
+static void test_server_speaks_first(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport;
+    struct ferry *f = start_relay(backend_port(b), "", &lport);
+    int c = connect_ok(lport);
+
+    /* The client sends nothing: ferry must connect to the backend on accept and relay its words. */
+    recv_expect(c, backend_greeting(b));
+    send_str(c, "and now the client\n");
+    recv_expect(c, "and now the client\n");
+    close_fd(c);
+    ferry_stop(f);
+}
+
+static void test_64mib_client_to_backend(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 0, "");
+    struct pump *tx = pump_send(p.client, BIG, 1, true, 10000);
+    struct pump *rx = pump_recv(p.backend, 10000);
+    struct pump_result sent, got;
+    pump_join(tx, 60000, &sent);
+    pump_join(rx, 60000, &got);
+    assert_same_stream(&sent, &got, BIG);
+    close_fd(p.backend);
+    assert_int_equal(wait_closed(p.client, NET_TIMEOUT_MS, NULL), 0);
+    ferry_stop(p.ferry);
+}
+
+static void test_64mib_backend_to_client(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 0, "");
+    struct pump *tx = pump_send(p.backend, BIG, 2, true, 10000);
+    struct pump *rx = pump_recv(p.client, 10000);
+    struct pump_result sent, got;
+    pump_join(tx, 60000, &sent);
+    pump_join(rx, 60000, &got);
+    assert_same_stream(&sent, &got, BIG);
+    close_fd(p.client);
+    assert_int_equal(wait_closed(p.backend, NET_TIMEOUT_MS, NULL), 0);
+    ferry_stop(p.ferry);
+}
+
+static void test_64mib_both_directions_at_once(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 0, "");
+    struct pump *up_tx = pump_send(p.client, BIG, 3, true, 10000);
+    struct pump *down_tx = pump_send(p.backend, BIG, 4, true, 10000);
+    struct pump *up_rx = pump_recv(p.backend, 10000);
+    struct pump *down_rx = pump_recv(p.client, 10000);
+    struct pump_result up_sent, up_got, down_sent, down_got;
+    pump_join(up_tx, 90000, &up_sent);
+    pump_join(down_tx, 90000, &down_sent);
+    pump_join(up_rx, 90000, &up_got);
+    pump_join(down_rx, 90000, &down_got);
+    assert_same_stream(&up_sent, &up_got, BIG);
+    assert_same_stream(&down_sent, &down_got, BIG);
+    ferry_stop(p.ferry);
+}
+
+static void test_half_close_client_first(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 0, "");
+    char buf[64];
+
+    send_str(p.client, "request");
+    shut_wr(p.client);
+    recv_expect(p.backend, "request");
+    assert_int_equal(recv_some(p.backend, buf, sizeof buf, NET_TIMEOUT_MS), 0);
+    /* The client only closed its sending side: the answer must still reach it. */
+    send_str(p.backend, "response after the client's FIN");
+    recv_expect(p.client, "response after the client's FIN");
+    send_str(p.backend, ", and more");
+    recv_expect(p.client, ", and more");
+    close_fd(p.backend);
+    assert_int_equal(wait_closed(p.client, NET_TIMEOUT_MS, NULL), 0);
+
+    char client[64], line[1024];
+    assert_ok(local_addr_str(p.client, client, sizeof client), "getsockname");
+    ferry_wait_access(p.ferry, client, NET_TIMEOUT_MS, line, sizeof line);
+    assert_field(line, "cause", "client_fin");
+    ferry_stop(p.ferry);
+}
+
+static void test_half_close_backend_first(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 0, "");
+    char buf[64], client[64], line[1024];
+    assert_ok(local_addr_str(p.client, client, sizeof client), "getsockname");
+
+    send_str(p.backend, "banner");
+    shut_wr(p.backend);
+    recv_expect(p.client, "banner");
+    assert_int_equal(recv_some(p.client, buf, sizeof buf, NET_TIMEOUT_MS), 0);
+    /* The backend only closed its sending side: the client may still talk to it. */
+    send_str(p.client, "data after the backend's FIN");
+    recv_expect(p.backend, "data after the backend's FIN");
+    close_fd(p.client);
+    assert_int_equal(wait_closed(p.backend, NET_TIMEOUT_MS, NULL), 0);
+
+    ferry_wait_access(p.ferry, client, NET_TIMEOUT_MS, line, sizeof line);
+    assert_field(line, "cause", "backend_fin");
+    ferry_stop(p.ferry);
+}
+
+/*
+ * The client sends 1 MiB and its FIN while the backend reads nothing (its receive buffer is small),
+ * so the FIN reaches ferry while ferry still holds data for the backend. The FIN must wait behind
+ * that data: the backend gets every byte, then EOF; and its answer still reaches the client.
+ */
+static void test_fin_behind_buffered_data(void **state)
+{
+    (void)state;
+    const uint64_t n = 1 * MIB;
+    int bport, lport;
+    int lfd = listen_loopback(AF_INET, 16, 4096, &bport);
+    assert_ok(lfd, "backend listen");
+    struct ferry *f = start_relay(bport, "    buffer_size: 16KiB\n", &lport);
+    int c = connect_ok(lport);
+    char client[64], line[1024];
+    assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
+
+    struct pump *tx = pump_send(c, n, 5, true, 10000);
+    /* The backend does not read until the client has sent all it can (FIN included, when the
+     * path buffers it all) and stopped making progress. */
+    assert_true(pump_wait_stalled(tx, 200, 10000));
+    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b, "ferry did not connect to the backend");
+    struct pump *rx = pump_recv(b, 10000);
+    struct pump_result sent, got;
+    pump_join(tx, 30000, &sent);
+    pump_join(rx, 30000, &got);
+    assert_same_stream(&sent, &got, n);
+
+    send_str(b, "after-fin");
+    close_fd(b);
+    recv_expect(c, "after-fin");
+    assert_int_equal(wait_closed(c, NET_TIMEOUT_MS, NULL), 0);
+    ferry_wait_access(f, client, NET_TIMEOUT_MS, line, sizeof line);
+    assert_field(line, "cause", "client_fin");
+    assert_field_num(line, "bytes_from_client", (long long)n);
+    assert_field_num(line, "bytes_to_client", 9);
+    ferry_stop(f);
+}
+
+static void test_backend_reset_resets_client(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 0, "");
+    char buf[64], client[64], line[1024];
+    assert_ok(local_addr_str(p.client, client, sizeof client), "getsockname");
+
+    send_str(p.client, "hi");
+    recv_expect(p.backend, "hi");
+    reset_fd(p.backend);
+    /* A truncated stream must not look complete: the client gets a reset, not an EOF. */
+    ssize_t r = recv_some(p.client, buf, sizeof buf, NET_TIMEOUT_MS);
+    if (r != -ECONNRESET) {
+        fail_msg("client: want ECONNRESET after the backend reset, got %s",
+                 r == 0  ? "EOF"
+                 : r > 0 ? "data"
+                         : strerror((int)-r));
+    }
+    ferry_wait_access(p.ferry, client, NET_TIMEOUT_MS, line, sizeof line);
+    assert_field(line, "cause", "backend_reset");
+    ferry_stop(p.ferry);
+}
+
+/*
+ * The client resets while the backend streams to it, so ferry may write into a reset socket
+ * (EPIPE; SIGPIPE is at its default action in ferry). The backend must get a reset, and ferry
+ * must survive and serve the next connection.
+ */
+static void test_client_reset_resets_backend(void **state)
+{
+    (void)state;
+    int bport, lport;
+    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(lfd, "backend listen");
+    struct ferry *f = start_relay(bport, "", &lport);
+    int c = connect_ok(lport);
+    char client[64], line[1024], buf[65536];
+    assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
+    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b, "ferry did not connect to the backend");
+
+    struct pump *tx = pump_send(b, BIG, 6, false, 10000);
+    assert_int_equal(recv_exact(c, buf, sizeof buf, NET_TIMEOUT_MS), sizeof buf);
+    reset_fd(c);
+    struct pump_result sent;
+    pump_join(tx, 10000, &sent);
+    if (sent.err != -ECONNRESET && sent.err != -EPIPE) {
+        fail_msg("backend: want its sends to fail with a reset after the client reset, got %s",
+                 sent.err == 0 ? "all 64 MiB sent" : strerror(-sent.err));
+    }
+    ferry_wait_access(f, client, NET_TIMEOUT_MS, line, sizeof line);
+    assert_field(line, "cause", "client_reset");
+
+    assert_true(ferry_alive(f));
+    int c2 = connect_ok(lport);
+    int b2 = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b2, "ferry did not connect to the backend after the reset");
+    send_str(c2, "still alive");
+    recv_expect(b2, "still alive");
+    close_fd(c2);
+    close_fd(b2);
+    ferry_stop(f);
+}
+
+static void test_ipv6_listener(void **state)
+{
+    (void)state;
+    if (!ipv6_loopback_available()) {
+        skip();
+    }
+    struct backend *b = backend_start(AF_INET6, BACKEND_ECHO);
+    int lport = free_port(AF_INET6);
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: v6\n"
+                                       "    listen: \"[::1]:%d\"\n"
+                                       "    backends: [\"[::1]:%d\"]\n",
+                                       lport, backend_port(b)));
+    int c = tcp_connect(AF_INET6, lport, NET_TIMEOUT_MS);
+    assert_ok(c, "connect to [::1]");
+    send_str(c, "over ipv6");
+    recv_expect(c, "over ipv6");
+    assert_int_equal(backend_accepted(b), 1);
+    close_fd(c);
+    ferry_stop(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        E2E_TEST(test_echo),
+        E2E_TEST(test_server_speaks_first),
+        E2E_TEST(test_64mib_client_to_backend),
+        E2E_TEST(test_64mib_backend_to_client),
+        E2E_TEST(test_64mib_both_directions_at_once),
+        E2E_TEST(test_half_close_client_first),
+        E2E_TEST(test_half_close_backend_first),
+        E2E_TEST(test_fin_behind_buffered_data),
+        E2E_TEST(test_backend_reset_resets_client),
+        E2E_TEST(test_client_reset_resets_backend),
+        E2E_TEST(test_ipv6_listener),
+    };
+    return E2E_MAIN(tests);
+}
