@@ -1,0 +1,138 @@
+/*
+ * End-to-end: backend choice. A refused backend makes ferry try the next one, keeping the bytes
+ * the client sent meanwhile; when every backend is down the client is closed at once (within
+ * 0.5 s) with the cause logged; smooth weighted round robin splits connections by weight.
+ */
+#include "e2e.h"
+
+static void test_refused_backend_next_backend(void **state)
+{
+    (void)state;
+    int down;
+    assert_ok(refusing_port(AF_INET, &down), "refusing port");
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: r\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    connect_attempts: 2\n"
+                                       "    backends:\n"
+                                       "      - 127.0.0.1:%d\n"
+                                       "      - 127.0.0.1:%d\n",
+                                       lport, down, backend_port(b)));
+    char want_backend[64];
+    addr_str(AF_INET, backend_port(b), want_backend, sizeof want_backend);
+    /* Several connections, so the refused backend comes first in the balance order at least once.
+     */
+    for (int i = 0; i < 4; i++) {
+        int c = connect_ok(lport);
+        char client[64], line[1024], msg[64];
+        assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
+        snprintf(msg, sizeof msg, "connection %d, sent at once", i);
+        send_str(c, msg);
+        recv_expect(c, msg);
+        close_fd(c);
+        ferry_wait_access(f, client, NET_TIMEOUT_MS, line, sizeof line);
+        assert_field(line, "backend", want_backend);
+        assert_field(line, "cause", "client_fin");
+    }
+    assert_int_equal(backend_accepted(b), 4);
+    ferry_stop(f);
+}
+
+static void test_all_backends_down_client_closed_fast(void **state)
+{
+    (void)state;
+    int down1, down2;
+    assert_ok(refusing_port(AF_INET, &down1), "refusing port");
+    assert_ok(refusing_port(AF_INET, &down2), "refusing port");
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: down\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    connect_attempts: 3\n"
+                                       "    backends: [127.0.0.1:%d, 127.0.0.1:%d]\n",
+                                       lport, down1, down2));
+    for (int i = 0; i < 3; i++) {
+        int64_t t0 = now_ms();
+        int c = connect_ok(lport);
+        char client[64], line[1024], cause[64];
+        assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
+        int rc = wait_closed(c, 2000, NULL);
+        int64_t elapsed = now_ms() - t0;
+        if (rc != 0 && rc != -ECONNRESET) {
+            fail_msg("connection %d: not closed within 2 s with every backend down", i);
+        }
+        if (elapsed > 500) {
+            fail_msg("connection %d: closed after %lld ms, want within 500 ms", i,
+                     (long long)elapsed);
+        }
+        close_fd(c);
+        ferry_wait_access(f, client, NET_TIMEOUT_MS, line, sizeof line);
+        assert_field(line, "route", "down");
+        assert_true(log_field(line, "cause", cause, sizeof cause));
+        /* Refused attempts, or (once ferry marked both down) no backend left to try. */
+        if (strcmp(cause, "connect_refused") != 0 && strcmp(cause, "no_backend") != 0) {
+            fail_msg("cause=%s, want connect_refused or no_backend: %s", cause, line);
+        }
+    }
+    ferry_stop(f);
+}
+
+/* Which of the backends greeted us. */
+static int greeted_by(int fd, struct backend *const *bs, int n)
+{
+    char buf[64];
+    size_t len = strlen(backend_greeting(bs[0]));
+    ssize_t r = recv_exact(fd, buf, len, NET_TIMEOUT_MS);
+    if (r != (ssize_t)len) {
+        fail_msg("no greeting through ferry (%zd)", r);
+    }
+    for (int i = 0; i < n; i++) {
+        if (memcmp(buf, backend_greeting(bs[i]), len) == 0) {
+            return i;
+        }
+    }
+    fail_msg("unknown greeting \"%.*s\"", (int)len, buf);
+    return -1;
+}
+
+static void test_round_robin_weights(void **state)
+{
+    (void)state;
+    struct backend *bs[2] = {backend_start(AF_INET, BACKEND_GREET),
+                             backend_start(AF_INET, BACKEND_GREET)};
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: rr\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    balance: round_robin\n"
+                                       "    backends:\n"
+                                       "      - address: 127.0.0.1:%d\n"
+                                       "        weight: 2\n"
+                                       "      - address: 127.0.0.1:%d\n"
+                                       "        weight: 1\n",
+                                       lport, backend_port(bs[0]), backend_port(bs[1])));
+    int count[2] = {0, 0};
+    for (int i = 0; i < 30; i++) {
+        int c = connect_ok(lport);
+        count[greeted_by(c, bs, 2)]++;
+        close_fd(c);
+    }
+    if (count[0] != 20 || count[1] != 10) {
+        fail_msg("weights 2:1 over 30 connections gave %d:%d, want 20:10", count[0], count[1]);
+    }
+    assert_int_equal(backend_accepted(bs[0]), 20);
+    assert_int_equal(backend_accepted(bs[1]), 10);
+    ferry_stop(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        E2E_TEST(test_refused_backend_next_backend),
+        E2E_TEST(test_all_backends_down_client_closed_fast),
+        E2E_TEST(test_round_robin_weights),
+    };
+    return E2E_MAIN(tests);
+}
