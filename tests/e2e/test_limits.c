@@ -1,0 +1,320 @@
+/*
+ * End-to-end: resources. A slow reader cannot make ferry buffer (its RSS stays flat while the
+ * backend pushes 256 MiB, then every byte arrives intact); a stalled transfer costs no CPU; 1000
+ * concurrent connections pass; max_connections holds clients in the kernel backlog until a pair
+ * closes; under a tiny RLIMIT_NOFILE ferry neither spins nor dies, and recovers.
+ */
+#include "e2e.h"
+
+#include <poll.h>
+
+/* A client connected through ferry to a backend the test drives itself. */
+struct pair {
+    struct ferry *ferry;
+    int client;
+    int backend;
+};
+
+static void open_pair(struct pair *p)
+{
+    int bport, lport = free_port(AF_INET);
+    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(lfd, "backend listen");
+    p->ferry = ferry_start(tfmt("routes:\n"
+                                "  - name: l\n"
+                                "    listen: 127.0.0.1:%d\n"
+                                "    backends: [127.0.0.1:%d]\n",
+                                lport, bport));
+    p->client = connect_ok(lport);
+    p->backend = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(p->backend, "ferry did not connect to the backend");
+}
+
+static void test_slow_reader_memory_bounded(void **state)
+{
+    (void)state;
+    const uint64_t total = 256u * MIB;
+    const long max_growth_kib = 4096;
+    struct pair p;
+    open_pair(&p);
+    /* One small exchange first, so whatever ferry allocates per pair is in the baseline. */
+    send_str(p.backend, "warm-up");
+    recv_expect(p.client, "warm-up");
+    long rss0 = proc_rss_kib(ferry_pid(p.ferry));
+    assert_true(rss0 > 0);
+
+    struct pump *tx = pump_send(p.backend, total, 8, true, 20000);
+    /* The client reads nothing: the backend must be stopped by backpressure, not by ferry
+     * absorbing the stream. */
+    assert_true(pump_wait_stalled(tx, 300, 20000));
+    uint64_t pushed = pump_progress(tx);
+    long rss1 = proc_rss_kib(ferry_pid(p.ferry));
+    if (pushed >= total) {
+        fail_msg("the backend sent all %llu bytes to a client that read nothing: ferry buffers "
+                 "without bound (RSS %ld -> %ld KiB)",
+                 (unsigned long long)total, rss0, rss1);
+    }
+    if (rss1 - rss0 > max_growth_kib) {
+        fail_msg("ferry RSS grew by %ld KiB (%ld -> %ld) while %llu bytes waited for a slow "
+                 "reader, want < %ld KiB",
+                 rss1 - rss0, rss0, rss1, (unsigned long long)pushed, max_growth_kib);
+    }
+
+    /* Now the client drains: every byte arrives, in order. */
+    struct pump *rx = pump_recv(p.client, 20000);
+    struct pump_result sent, got;
+    pump_join(tx, 90000, &sent);
+    pump_join(rx, 90000, &got);
+    assert_same_stream(&sent, &got, total);
+    close_fd(p.client);
+    close_fd(p.backend);
+    long rss2 = proc_rss_kib(ferry_pid(p.ferry));
+    if (rss2 - rss0 > max_growth_kib) {
+        fail_msg("ferry RSS grew by %ld KiB over a 256 MiB transfer, want < %ld KiB", rss2 - rss0,
+                 max_growth_kib);
+    }
+    ferry_stop(p.ferry);
+}
+
+static void test_stalled_transfer_costs_no_cpu(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p);
+    struct pump *tx = pump_send(p.backend, 64u * MIB, 9, false, 20000);
+    assert_true(pump_wait_stalled(tx, 300, 20000));
+    double cpu0 = proc_cpu_seconds(ferry_pid(p.ferry));
+    sleep_ms(1000);
+    double cpu1 = proc_cpu_seconds(ferry_pid(p.ferry));
+    assert_true(cpu0 >= 0 && cpu1 >= 0);
+    if (cpu1 - cpu0 > 0.1) {
+        fail_msg("ferry used %.2f s of CPU in 1 s of a stalled transfer, want < 0.1 s",
+                 cpu1 - cpu0);
+    }
+    reset_fd(p.client);
+    struct pump_result sent;
+    pump_join(tx, 10000, &sent);
+    assert_true(sent.err != 0);
+    ferry_stop(p.ferry);
+}
+
+static void test_thousand_concurrent_connections(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    if (raise_nofile_limit() < 2 * N + 200) {
+        skip(); /* the hard limit leaves no room for both ends of 1000 pairs in this process */
+    }
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    /* ferry inherits the raised limit; max_connections is explicit so the test does not depend on
+     * the default derived from it. */
+    struct ferry *f = ferry_start(tfmt("max_connections: 4000\n"
+                                       "routes:\n"
+                                       "  - name: many\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, backend_port(b)));
+    static int fds[N];
+    char msg[32];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_connect(AF_INET, lport, NET_TIMEOUT_MS);
+        if (fds[i] < 0) {
+            fail_msg("connection %d: %s", i, strerror(-fds[i]));
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(msg, sizeof msg, "connection %04d\n", i);
+        send_str(fds[i], msg);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(msg, sizeof msg, "connection %04d\n", i);
+        recv_expect(fds[i], msg);
+    }
+    /* All 1000 pairs are open at the same time. */
+    if (!backend_wait_active(b, N, NET_TIMEOUT_MS)) {
+        fail_msg("the backend holds %d connections, want %d at once", backend_active(b), N);
+    }
+    for (int i = 0; i < N; i++) {
+        close_fd(fds[i]);
+    }
+    if (!ferry_wait_log_count(f, "cause=", N, 20000)) {
+        fail_msg("%d access lines after closing %d connections", ferry_count_log(f, "cause="), N);
+    }
+    assert_true(backend_wait_active(b, 0, NET_TIMEOUT_MS));
+    ferry_stop(f);
+}
+
+static void test_max_connections_queues_clients(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("max_connections: 2\n"
+                                       "routes:\n"
+                                       "  - name: few\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, backend_port(b)));
+    int c1 = connect_ok(lport);
+    send_str(c1, "one");
+    recv_expect(c1, "one");
+    int c2 = connect_ok(lport);
+    send_str(c2, "two");
+    recv_expect(c2, "two");
+    /* The third connection completes in the kernel backlog but is not served... */
+    int c3 = connect_ok(lport);
+    send_str(c3, "three");
+    if (!stays_quiet(c3, 300)) {
+        fail_msg("a third client got an answer or was closed while max_connections is 2");
+    }
+    assert_int_equal(backend_accepted(b), 2);
+    /* ...until a pair closes. */
+    close_fd(c1);
+    recv_expect(c3, "three");
+    assert_int_equal(backend_accepted(b), 3);
+    send_str(c2, "two still works");
+    recv_expect(c2, "two still works");
+    close_fd(c2);
+    close_fd(c3);
+    ferry_stop(f);
+}
+
+#define LOW_NOFILE  40
+#define LOW_CLIENTS 60
+#define LOW_MSG_LEN 11 /* "client %03d\n" */
+
+/*
+ * Reads echoes of LOW_MSG_LEN bytes from clients until none arrives for quiet_ms. got[i] counts
+ * bytes received by client i; closed[i] is set when ferry closed it. Returns the number served.
+ */
+static int collect_echoes(const int *fds, int n, int *got, bool *closed, int quiet_ms)
+{
+    struct pollfd p[LOW_CLIENTS];
+    int64_t last = now_ms();
+    int64_t give_up = now_ms() + 10000;
+    while (now_ms() - last < quiet_ms && now_ms() < give_up) {
+        int np = 0;
+        int idx[LOW_CLIENTS];
+        for (int i = 0; i < n; i++) {
+            if (!closed[i] && got[i] < LOW_MSG_LEN) {
+                p[np].fd = fds[i];
+                p[np].events = POLLIN;
+                idx[np++] = i;
+            }
+        }
+        if (np == 0) {
+            break;
+        }
+        if (poll(p, (nfds_t)np, 50) <= 0) {
+            continue;
+        }
+        for (int k = 0; k < np; k++) {
+            if (p[k].revents == 0) {
+                continue;
+            }
+            char buf[64];
+            int i = idx[k];
+            ssize_t r = recv_some(fds[i], buf, (size_t)(LOW_MSG_LEN - got[i]), 0);
+            if (r > 0) {
+                got[i] += (int)r;
+            } else if (r == 0 || (r < 0 && r != -ETIMEDOUT)) {
+                closed[i] = true;
+            }
+            last = now_ms();
+        }
+    }
+    int served = 0;
+    for (int i = 0; i < n; i++) {
+        served += got[i] == LOW_MSG_LEN;
+    }
+    return served;
+}
+
+static void test_low_nofile_no_spin_and_recovery(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    struct ferry_opts opts = {.rlimit_nofile = LOW_NOFILE};
+    struct ferry *f = ferry_start_opts(tfmt("max_connections: 1000\n"
+                                            "routes:\n"
+                                            "  - name: tight\n"
+                                            "    listen: 127.0.0.1:%d\n"
+                                            "    backends: [127.0.0.1:%d]\n",
+                                            lport, backend_port(b)),
+                                       &opts);
+    pid_t pid = ferry_pid(f);
+    int fds[LOW_CLIENTS], got[LOW_CLIENTS] = {0};
+    bool closed[LOW_CLIENTS] = {false};
+    char msg[32];
+    /* More clients than ferry has descriptors for: the rest wait in its listen backlog. */
+    for (int i = 0; i < LOW_CLIENTS; i++) {
+        fds[i] = tcp_connect(AF_INET, lport, NET_TIMEOUT_MS);
+        if (fds[i] < 0) {
+            fail_msg("client %d: %s", i, strerror(-fds[i]));
+        }
+        snprintf(msg, sizeof msg, "client %03d\n", i);
+        send_str(fds[i], msg);
+    }
+    int served = collect_echoes(fds, LOW_CLIENTS, got, closed, 500);
+    if (served == 0) {
+        fail_msg("no client was served under RLIMIT_NOFILE=%d", LOW_NOFILE);
+    }
+    if (served == LOW_CLIENTS) {
+        fail_msg("all %d clients were served: the RLIMIT_NOFILE of %d did not apply", served,
+                 LOW_NOFILE);
+    }
+    assert_true(ferry_alive(f));
+
+    /* Saturated: ferry must wait, not spin on the pending connections. */
+    double cpu0 = proc_cpu_seconds(pid);
+    int64_t t0 = now_ms();
+    sleep_ms(1000);
+    double cpu1 = proc_cpu_seconds(pid);
+    double wall = (double)(now_ms() - t0) / 1000.0;
+    assert_true(cpu0 >= 0 && cpu1 >= 0);
+    if (cpu1 - cpu0 > 0.25) {
+        fail_msg("ferry used %.2f s of CPU in %.2f s while out of descriptors (spinning), want < "
+                 "0.25 s",
+                 cpu1 - cpu0, wall);
+    }
+
+    /* Established pairs keep working meanwhile. */
+    for (int i = 0; i < LOW_CLIENTS; i++) {
+        if (got[i] == LOW_MSG_LEN && !closed[i]) {
+            send_str(fds[i], "still served");
+            recv_expect(fds[i], "still served");
+            break;
+        }
+    }
+
+    /* Recovery: once the clients are gone, new connections are served again. */
+    for (int i = 0; i < LOW_CLIENTS; i++) {
+        close_fd(fds[i]);
+    }
+    for (int i = 0; i < 5; i++) {
+        int c = tcp_connect(AF_INET, lport, NET_TIMEOUT_MS);
+        assert_ok(c, "connect after the clients left");
+        snprintf(msg, sizeof msg, "after %d", i);
+        send_str(c, msg);
+        recv_expect(c, msg);
+        fds[i] = c;
+    }
+    for (int i = 0; i < 5; i++) {
+        close_fd(fds[i]);
+    }
+    ferry_stop(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        E2E_TEST(test_slow_reader_memory_bounded),
+        E2E_TEST(test_stalled_transfer_costs_no_cpu),
+        E2E_TEST(test_thousand_concurrent_connections),
+        E2E_TEST(test_max_connections_queues_clients),
+        E2E_TEST(test_low_nofile_no_spin_and_recovery),
+    };
+    return E2E_MAIN(tests);
+}
