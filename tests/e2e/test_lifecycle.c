@@ -1,0 +1,209 @@
+/*
+ * End-to-end: the process lifecycle. Listeners (one or several per route) are logged and ready;
+ * SIGTERM closes the listeners at once, lets open pairs finish, then exits 0; shutdown_timeout
+ * cuts a pair that never ends and still exits 0; SIGINT stops like SIGTERM; a listen address
+ * already in use is a startup error (exit 1) that names the address.
+ */
+#include "e2e.h"
+
+static void test_listen_list(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int p1 = free_port(AF_INET), p2 = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: two\n"
+                                       "    listen: [127.0.0.1:%d, 127.0.0.1:%d]\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       p1, p2, backend_port(b)));
+    char want[128];
+    snprintf(want, sizeof want, "listening route=two address=127.0.0.1:%d", p1);
+    assert_int_equal(ferry_count_log(f, want), 1);
+    snprintf(want, sizeof want, "listening route=two address=127.0.0.1:%d", p2);
+    assert_int_equal(ferry_count_log(f, want), 1);
+    assert_int_equal(ferry_count_log(f, " ready "), 1);
+    assert_int_equal(ferry_count_log(f, "listeners=2"), 1);
+    int c1 = connect_ok(p1), c2 = connect_ok(p2);
+    send_str(c1, "via one");
+    send_str(c2, "via two");
+    recv_expect(c1, "via one");
+    recv_expect(c2, "via two");
+    close_fd(c1);
+    close_fd(c2);
+    ferry_stop(f);
+}
+
+/* Polls connects to port until one is refused; true if that happens within timeout_ms. */
+static bool connects_refused(int port, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
+        int fd = tcp_connect(AF_INET, port, 200);
+        if (fd == -ECONNREFUSED) {
+            return true;
+        }
+        close_fd(fd);
+        sleep_ms(5);
+    }
+    return false;
+}
+
+static void test_sigterm_drains_open_connection(void **state)
+{
+    (void)state;
+    const uint64_t n = 16u * MIB;
+    int bport, lport = free_port(AF_INET);
+    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(lfd, "backend listen");
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: drain\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, bport));
+    int c = connect_ok(lport);
+    char client[64], line[1024];
+    assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
+    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b, "ferry did not connect to the backend");
+
+    /* Mid-transfer: the backend has pushed what the path holds; the client has read nothing. */
+    struct pump *tx = pump_send(b, n, 10, true, 20000);
+    assert_true(pump_wait_stalled(tx, 200, 10000));
+    assert_true(pump_progress(tx) < n);
+
+    ferry_signal(f, SIGTERM);
+    if (!ferry_wait_log(f, "shutdown signal=SIGTERM", 2000)) {
+        ferry_dump(f, "no shutdown line");
+        fail_msg("no 'shutdown signal=SIGTERM' log line within 2 s");
+    }
+    assert_int_equal(ferry_count_log(f, "connections=1"), 1);
+    /* The listener is closed at once... */
+    if (!connects_refused(lport, 1000)) {
+        fail_msg("127.0.0.1:%d still accepts connections after SIGTERM", lport);
+    }
+    /* ...but the open pair finishes its transfer, and still relays the other way. */
+    struct pump *rx = pump_recv(c, 20000);
+    struct pump_result sent, got;
+    pump_join(tx, 30000, &sent);
+    pump_join(rx, 30000, &got);
+    assert_same_stream(&sent, &got, n);
+    assert_true(ferry_alive(f));
+    send_str(c, "goodbye");
+    recv_expect(b, "goodbye");
+    assert_true(ferry_alive(f));
+    close_fd(c);
+    assert_int_equal(wait_closed(b, NET_TIMEOUT_MS, NULL), 0);
+    close_fd(b);
+
+    /* The last pair ended: ferry exits 0. */
+    int code = ferry_wait_exit(f, 5000);
+    if (code != 0) {
+        ferry_dump(f, "drain exit");
+        fail_msg("ferry exited with %d after draining, want 0", code);
+    }
+    ferry_wait_access(f, client, 0, line, sizeof line);
+    assert_field(line, "cause", "backend_fin");
+    assert_field_num(line, "bytes_to_client", (long long)n);
+    assert_field_num(line, "bytes_from_client", 7);
+    assert_int_equal(ferry_count_log(f, " stopped"), 1);
+}
+
+static void test_shutdown_timeout_cuts_connection(void **state)
+{
+    (void)state;
+    int bport, lport = free_port(AF_INET);
+    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(lfd, "backend listen");
+    struct ferry *f = ferry_start(tfmt("shutdown_timeout: 300ms\n"
+                                       "routes:\n"
+                                       "  - name: cut\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, bport));
+    int c = connect_ok(lport);
+    char client[64], line[1024];
+    assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
+    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b, "ferry did not connect to the backend");
+    send_str(c, "open");
+    recv_expect(b, "open");
+
+    /* This pair never ends by itself. */
+    int64_t t0 = now_ms();
+    ferry_signal(f, SIGTERM);
+    int code = ferry_wait_exit(f, 5000);
+    int64_t elapsed = now_ms() - t0;
+    if (code != 0) {
+        ferry_dump(f, "shutdown_timeout exit");
+        fail_msg("ferry exited with %d after shutdown_timeout, want 0", code);
+    }
+    if (elapsed < 250 || elapsed > 2000) {
+        fail_msg("ferry exited %lld ms after SIGTERM with shutdown_timeout 300ms",
+                 (long long)elapsed);
+    }
+    int rc = wait_closed(c, 1000, NULL);
+    assert_true(rc == 0 || rc == -ECONNRESET);
+    rc = wait_closed(b, 1000, NULL);
+    assert_true(rc == 0 || rc == -ECONNRESET);
+    ferry_wait_access(f, client, 0, line, sizeof line);
+    assert_field(line, "cause", "shutdown");
+    assert_int_equal(ferry_count_log(f, " stopped"), 1);
+}
+
+static void test_sigint_stops_cleanly(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: i\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, backend_port(b)));
+    ferry_signal(f, SIGINT);
+    int code = ferry_wait_exit(f, 5000);
+    if (code != 0) {
+        ferry_dump(f, "SIGINT exit");
+        fail_msg("ferry exited with %d after SIGINT, want 0", code);
+    }
+    assert_int_equal(ferry_count_log(f, "shutdown signal=SIGINT"), 1);
+    assert_int_equal(ferry_count_log(f, " stopped"), 1);
+}
+
+static void test_listen_address_in_use(void **state)
+{
+    (void)state;
+    int port;
+    int holder = listen_loopback(AF_INET, 16, 0, &port);
+    assert_ok(holder, "listen");
+    static const char *const args[] = {"-c", FERRY_CONFIG_ARG, NULL};
+    struct ferry *f = ferry_spawn(tfmt("routes:\n"
+                                       "  - name: taken\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:9]\n",
+                                       port),
+                                  args, NULL);
+    int code = ferry_wait_exit(f, 5000);
+    char *err = ferry_stderr(f);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", port);
+    if (code != 1 || strstr(err, want) == NULL) {
+        fprintf(stderr, "ferry stderr:\n%s", err);
+        fail_msg("listen address in use: exit %d (want 1), stderr %s %s", code,
+                 strstr(err, want) ? "names" : "does not name", want);
+    }
+    assert_null(strstr(err, "ready generation="));
+    free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        E2E_TEST(test_listen_list),
+        E2E_TEST(test_sigterm_drains_open_connection),
+        E2E_TEST(test_shutdown_timeout_cuts_connection),
+        E2E_TEST(test_sigint_stops_cleanly),
+        E2E_TEST(test_listen_address_in_use),
+    };
+    return E2E_MAIN(tests);
+}
