@@ -1,0 +1,293 @@
+/*
+ * test_config_diff.c - the specification of the configuration diff (config_diff.h).
+ *
+ * config_diff(a, b) reports each difference from a to b as one sentence, through the callback, and
+ * returns how many there were. Routes are matched by name, listeners and backends by resolved
+ * address, so the same configuration written differently (5s vs 5000ms, a shorthand backend vs a
+ * mapping with weight 1, "*:80" vs "0.0.0.0:80") has no differences. Settings inherited from
+ * `defaults` count per route. A change of workers cannot apply live: it says "needs a restart".
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_diff.h"
+
+#define MAXLINES 32
+
+struct lines {
+    char text[MAXLINES][512];
+    unsigned n;
+};
+
+static void collect(void *arg, const char *line)
+{
+    struct lines *l = arg;
+    assert_true(l->n < MAXLINES);
+    assert_non_null(line);
+    assert_true(strlen(line) > 0);
+    snprintf(l->text[l->n++], sizeof(l->text[0]), "%s", line);
+}
+
+static struct config *load(const char *yaml)
+{
+    struct config *c = NULL;
+    struct config_error err;
+    if (config_load_string("t.yaml", yaml, strlen(yaml), &c, &err) != 0)
+        fail_msg("rejected: %s\n%s", err.msg, yaml);
+    return c;
+}
+
+/* Diff two texts; the return value must equal the number of lines reported. */
+static unsigned diff(const char *ya, const char *yb, struct lines *out)
+{
+    struct config *a = load(ya), *b = load(yb);
+    memset(out, 0, sizeof(*out));
+    unsigned n = config_diff(a, b, collect, out);
+    assert_int_equal(n, out->n);
+    config_unref(a);
+    config_unref(b);
+    return n;
+}
+
+/* Exactly one reported line contains every one of the given fragments (NULL-terminated). */
+static void expect_line(const struct lines *l, ...)
+{
+    unsigned matches = 0;
+    for (unsigned i = 0; i < l->n; i++) {
+        va_list ap;
+        va_start(ap, l);
+        bool all = true;
+        for (const char *frag = va_arg(ap, const char *); frag; frag = va_arg(ap, const char *))
+            if (!strstr(l->text[i], frag))
+                all = false;
+        va_end(ap);
+        matches += all;
+    }
+    if (matches != 1) {
+        char dump[MAXLINES * 520] = "";
+        for (unsigned i = 0; i < l->n; i++) {
+            strcat(dump, "  ");
+            strcat(dump, l->text[i]);
+            strcat(dump, "\n");
+        }
+        fail_msg("%u lines match, expected 1; reported:\n%s", matches, dump);
+    }
+}
+
+#define WEB                                                                                        \
+    "  - name: web\n"                                                                              \
+    "    listen: 127.0.0.1:8080\n"                                                                 \
+    "    backends:\n"                                                                              \
+    "      - 127.0.0.1:9000\n"                                                                     \
+    "      - address: 127.0.0.1:9001\n"                                                            \
+    "        weight: 2\n"
+
+#define API                                                                                        \
+    "  - name: api\n"                                                                              \
+    "    listen: [127.0.0.1:8081, \"[::1]:8081\"]\n"                                               \
+    "    backends: [127.0.0.1:9100]\n"
+
+static const char base[] = "routes:\n" WEB API;
+
+static void test_identical_configs_have_no_differences(void **state)
+{
+    (void)state;
+    struct lines l;
+    assert_int_equal(diff(base, base, &l), 0);
+    struct config *c = load(base);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(config_diff(c, c, collect, &l), 0); /* the very same object */
+    assert_int_equal(l.n, 0);
+    config_unref(c);
+}
+
+/* Same meaning, other spelling: routes in another order, defaults spelled out, durations in
+ * other units, the shorthand backend as a mapping. */
+static void test_same_meaning_written_differently(void **state)
+{
+    (void)state;
+    struct lines l;
+    const char *other = "defaults:\n"
+                        "  connect_timeout: 5000ms\n"
+                        "  idle_timeout: 60m\n"
+                        "  buffer_size: 16384\n"
+                        "routes:\n" API "  - name: web\n"
+                        "    listen: [127.0.0.1:8080]\n"
+                        "    backends:\n"
+                        "      - {address: 127.0.0.1:9001, weight: 2}\n"
+                        "      - {address: 127.0.0.1:9000, weight: 1}\n";
+    assert_int_equal(diff(base, other, &l), 0);
+}
+
+static void test_route_added_and_removed(void **state)
+{
+    (void)state;
+    struct lines l;
+    const char *only_web = "routes:\n" WEB;
+    assert_int_equal(diff(only_web, base, &l), 1);
+    expect_line(&l, "route api added", "2 listeners", "1 backend", NULL);
+    assert_null(strstr(l.text[0], "1 backends"));
+    assert_int_equal(diff(base, only_web, &l), 1);
+    expect_line(&l, "route api removed", NULL);
+    /* A rename is one route removed and one added. */
+    const char *renamed = "routes:\n" WEB "  - name: api2\n"
+                          "    listen: [127.0.0.1:8081, \"[::1]:8081\"]\n"
+                          "    backends: [127.0.0.1:9100]\n";
+    assert_int_equal(diff(base, renamed, &l), 2);
+    expect_line(&l, "route api2 added", NULL);
+    expect_line(&l, "route api removed", NULL);
+}
+
+static void test_listener_added_and_removed(void **state)
+{
+    (void)state;
+    struct lines l;
+    const char *b = "routes:\n" WEB "  - name: api\n"
+                    "    listen: [127.0.0.1:8081, 127.0.0.1:8082]\n"
+                    "    backends: [127.0.0.1:9100]\n";
+    assert_int_equal(diff(base, b, &l), 2);
+    expect_line(&l, "route api", "listener 127.0.0.1:8082 added", NULL);
+    expect_line(&l, "route api", "listener [::1]:8081 removed", NULL);
+}
+
+static void test_backend_added_removed_and_reweighted(void **state)
+{
+    (void)state;
+    struct lines l;
+    const char *b = "routes:\n"
+                    "  - name: web\n"
+                    "    listen: 127.0.0.1:8080\n"
+                    "    backends:\n"
+                    "      - address: 127.0.0.1:9001\n"
+                    "        weight: 5\n"
+                    "      - {address: 127.0.0.1:9002, weight: 3}\n" API;
+    assert_int_equal(diff(base, b, &l), 3);
+    expect_line(&l, "route web", "backend 127.0.0.1:9002 added", "weight 3", NULL);
+    expect_line(&l, "route web", "backend 127.0.0.1:9000 removed", NULL);
+    expect_line(&l, "route web", "backend 127.0.0.1:9001 weight 2 -> 5", NULL);
+}
+
+static void test_route_settings_changed(void **state)
+{
+    (void)state;
+    struct lines l;
+    const char *b = "routes:\n"
+                    "  - name: web\n"
+                    "    listen: 127.0.0.1:8080\n"
+                    "    connect_timeout: 2s\n"
+                    "    idle_timeout: 0\n"
+                    "    connect_attempts: 1\n"
+                    "    buffer_size: 64KiB\n"
+                    "    backends:\n"
+                    "      - 127.0.0.1:9000\n"
+                    "      - address: 127.0.0.1:9001\n"
+                    "        weight: 2\n" API;
+    assert_int_equal(diff(base, b, &l), 4);
+    expect_line(&l, "route web", "connect_timeout 5s -> 2s", NULL);
+    expect_line(&l, "route web", "idle_timeout 1h -> 0", NULL);
+    expect_line(&l, "route web", "connect_attempts 3 -> 1", NULL);
+    expect_line(&l, "route web", "buffer_size 16KiB -> 64KiB", NULL);
+}
+
+/* A change to `defaults` is reported for each route that inherits it, and only those. */
+static void test_defaults_change_reported_per_route(void **state)
+{
+    (void)state;
+    struct lines l;
+    const char *a = "defaults: {idle_timeout: 10m}\n"
+                    "routes:\n" WEB "  - name: api\n"
+                    "    listen: 127.0.0.1:8081\n"
+                    "    idle_timeout: 10m\n"
+                    "    backends: [127.0.0.1:9100]\n";
+    const char *b = "defaults: {idle_timeout: 20m}\n"
+                    "routes:\n" WEB "  - name: api\n"
+                    "    listen: 127.0.0.1:8081\n"
+                    "    idle_timeout: 10m\n"
+                    "    backends: [127.0.0.1:9100]\n";
+    assert_int_equal(diff(a, b, &l), 1);
+    expect_line(&l, "route web", "idle_timeout 10m -> 20m", NULL);
+}
+
+static void test_workers_change_needs_a_restart(void **state)
+{
+    (void)state;
+    struct lines l;
+    char a[1024], b[1024];
+    snprintf(a, sizeof(a), "workers: 2\n%s", base);
+    snprintf(b, sizeof(b), "workers: 4\n%s", base);
+    assert_int_equal(diff(a, b, &l), 1);
+    expect_line(&l, "workers", "2", "4", "needs a restart", NULL);
+}
+
+static void test_process_settings_changed(void **state)
+{
+    (void)state;
+    struct lines l;
+    char b[1024];
+    snprintf(b, sizeof(b),
+             "max_connections: 100\n"
+             "shutdown_timeout: 5s\n"
+             "log: {level: debug, format: json, access: false}\n"
+             "reload: {watch: false}\n%s",
+             base);
+    assert_int_equal(diff(base, b, &l), 6);
+    expect_line(&l, "max_connections", "100", NULL);
+    expect_line(&l, "shutdown_timeout 30s -> 5s", NULL);
+    expect_line(&l, "level info -> debug", NULL);
+    expect_line(&l, "format text -> json", NULL);
+    expect_line(&l, "access log off", NULL);
+    expect_line(&l, "reload watch off", NULL);
+    /* And back: each reported once more, in the other direction. */
+    assert_int_equal(diff(b, base, &l), 6);
+    expect_line(&l, "level debug -> info", NULL);
+    expect_line(&l, "access log on", NULL);
+    expect_line(&l, "reload watch on", NULL);
+}
+
+/* Several kinds of change at once: one line each, nothing else. */
+static void test_many_changes_at_once(void **state)
+{
+    (void)state;
+    struct lines l;
+    const char *b = "workers: 3\n"
+                    "routes:\n"
+                    "  - name: web\n"
+                    "    listen: 127.0.0.1:8090\n"
+                    "    buffer_size: 4KiB\n"
+                    "    backends: [127.0.0.1:9000]\n"
+                    "  - name: db\n"
+                    "    listen: 127.0.0.1:5432\n"
+                    "    backends: [127.0.0.1:15432, 127.0.0.1:15433]\n";
+    assert_int_equal(diff(base, b, &l), 7);
+    expect_line(&l, "workers", "needs a restart", NULL);
+    expect_line(&l, "route web", "listener 127.0.0.1:8090 added", NULL);
+    expect_line(&l, "route web", "listener 127.0.0.1:8080 removed", NULL);
+    expect_line(&l, "route web", "backend 127.0.0.1:9001 removed", NULL);
+    expect_line(&l, "route web", "buffer_size 16KiB -> 4KiB", NULL);
+    expect_line(&l, "route db added", "1 listener", "2 backends", NULL);
+    expect_line(&l, "route api removed", NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identical_configs_have_no_differences),
+        cmocka_unit_test(test_same_meaning_written_differently),
+        cmocka_unit_test(test_route_added_and_removed),
+        cmocka_unit_test(test_listener_added_and_removed),
+        cmocka_unit_test(test_backend_added_removed_and_reweighted),
+        cmocka_unit_test(test_route_settings_changed),
+        cmocka_unit_test(test_defaults_change_reported_per_route),
+        cmocka_unit_test(test_workers_change_needs_a_restart),
+        cmocka_unit_test(test_process_settings_changed),
+        cmocka_unit_test(test_many_changes_at_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
