@@ -173,14 +173,13 @@ static void test_json_format(void **state)
     assert_true(log_field(line, "msg", (char[64]){0}, 64));
     ferry_stop(p.ferry);
     /* Every line is one JSON object. */
-    char *err = ferry_stderr(p.ferry);
+    char *err = owned(ferry_stderr(p.ferry));
     for (char *l = strtok(err, "\n"); l != NULL; l = strtok(NULL, "\n")) {
         size_t n = strlen(l);
         if (l[0] != '{' || l[n - 1] != '}') {
             fail_msg("not a JSON object line: %s", l);
         }
     }
-    free(err);
 }
 
 static void test_access_disabled(void **state)

@@ -44,7 +44,7 @@ static void expect_config_error(const char *const *args, const char *yaml, const
         fail_msg("ferry started on an invalid configuration (error expected at \"%s\")", marker);
     }
     int code = ferry_wait_exit(f, 5000);
-    char *err = ferry_stderr(f);
+    char *err = owned(ferry_stderr(f));
     int line = line_of(yaml, marker, nth);
     char found[1024];
     bool ok = find_error_line(err, ferry_config_path(f), line, found, sizeof found);
@@ -53,7 +53,6 @@ static void expect_config_error(const char *const *args, const char *yaml, const
         fail_msg("want exit 1 and \"%s:%d:COL: ...%s...\"; got exit %d, %s", ferry_config_path(f),
                  line, word ? word : "", code, ok ? found : "no such line");
     }
-    free(err);
 }
 
 static void test_version(void **state)
@@ -62,12 +61,11 @@ static void test_version(void **state)
     static const char *const args[] = {"--version", NULL};
     struct ferry *f;
     assert_int_equal(ferry_run(NULL, args, 5000, &f), 0);
-    char *out = ferry_stdout(f);
+    char *out = owned(ferry_stdout(f));
     unsigned x, y, z;
     if (sscanf(out, "ferry %u.%u.%u", &x, &y, &z) != 3) {
         fail_msg("--version printed \"%s\", want \"ferry X.Y.Z\"", out);
     }
-    free(out);
 }
 
 static void test_help(void **state)
@@ -76,8 +74,8 @@ static void test_help(void **state)
     static const char *const args[] = {"--help", NULL};
     struct ferry *f;
     assert_int_equal(ferry_run(NULL, args, 5000, &f), 0);
-    char *out = ferry_stdout(f);
-    char *err = ferry_stderr(f);
+    char *out = owned(ferry_stdout(f));
+    char *err = owned(ferry_stderr(f));
     /* The help names the options it documents. */
     if (strstr(out, "--config") == NULL && strstr(err, "--config") == NULL) {
         fail_msg("--help does not mention --config: stdout \"%s\" stderr \"%s\"", out, err);
@@ -85,8 +83,6 @@ static void test_help(void **state)
     if (strstr(out, "--check") == NULL && strstr(err, "--check") == NULL) {
         fail_msg("--help does not mention --check");
     }
-    free(out);
-    free(err);
 }
 
 static void test_bad_flag_exit_2(void **state)
@@ -118,7 +114,7 @@ static void test_check_prints_routes(void **state)
                             p1, p2);
     struct ferry *f;
     int code = ferry_run(yaml, check_args, 5000, &f);
-    char *out = ferry_stdout(f);
+    char *out = owned(ferry_stdout(f));
     if (code != 0) {
         ferry_dump(f, "--check");
         fail_msg("--check on a valid file exited %d", code);
@@ -133,7 +129,6 @@ static void test_check_prints_routes(void **state)
             fail_msg("--check output lacks \"%s\":\n%s", want[i], out);
         }
     }
-    free(out);
 }
 
 /* --check only validates: it must not bind the listen address (held here by the test). */
@@ -174,11 +169,10 @@ static void test_missing_config_file(void **state)
     static const char *const args[] = {"-c", "/nonexistent-ferry-dir/ferry.yaml", NULL};
     struct ferry *f;
     int code = ferry_run(NULL, args, 5000, &f);
-    char *err = ferry_stderr(f);
+    char *err = owned(ferry_stderr(f));
     if (code != 1 || strstr(err, "/nonexistent-ferry-dir/ferry.yaml") == NULL) {
         fail_msg("missing config: exit %d (want 1), stderr \"%s\" (want the path)", code, err);
     }
-    free(err);
 }
 
 static void test_unknown_key(void **state)

@@ -81,8 +81,10 @@ static void test_stalled_transfer_costs_no_cpu(void **state)
     (void)state;
     struct pair p;
     open_pair(&p);
-    struct pump *tx = pump_send(p.backend, 64u * MIB, 9, false, 20000);
+    const uint64_t total = 256u * MIB;
+    struct pump *tx = pump_send(p.backend, total, 9, false, 20000);
     assert_true(pump_wait_stalled(tx, 300, 20000));
+    assert_true(pump_progress(tx) < total);
     double cpu0 = proc_cpu_seconds(ferry_pid(p.ferry));
     sleep_ms(1000);
     double cpu1 = proc_cpu_seconds(ferry_pid(p.ferry));

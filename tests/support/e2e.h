@@ -32,6 +32,13 @@
 
 #define E2E_MAIN(tests) cmocka_run_group_tests(tests, e2e_group_setup, NULL)
 
+/* Hands a malloc'd string to the teardown, so a failing assertion does not leak it. */
+static inline char *owned(char *s)
+{
+    registry_defer(free, s);
+    return s;
+}
+
 /* Fails with the text of an errno-style result: "what: strerror(-rc)". */
 #define assert_ok(rc, what)                                                                        \
     do {                                                                                           \
