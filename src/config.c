@@ -131,7 +131,7 @@ void config_format_size(uint64_t bytes, char *buf, size_t len)
 uint64_t config_hash_bytes(const void *data, size_t len)
 {
     const unsigned char *p = data;
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 offset basis */
     for (size_t i = 0; i < len; i++) {
         h ^= p[i];
         h *= 1099511628211ull;
@@ -593,7 +593,10 @@ static int check_routes(struct pctx *p, yaml_node_t *seq)
         yaml_node_t *ri = node(p, items[i]);
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->routes[i].name, c->routes[j].name) == 0)
-                return fail_at(p, ri, "duplicate route name '%s'", c->routes[i].name);
+                return fail_at(p, ri,
+                               "duplicate route name '%s' (a route without a name is called "
+                               "routeN after its position)",
+                               c->routes[i].name);
         for (size_t a = 0; a < c->routes[i].nlistens; a++) {
             struct listen_conf *la = &c->routes[i].listens[a];
             for (size_t j = 0; j <= i; j++)
@@ -718,6 +721,12 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
             if (r2)
                 rc = fail_at(&p, r2, "only one YAML document is allowed");
             yaml_document_delete(&extra);
+        } else {
+            rc = -1;
+            snprintf(err->msg, sizeof(err->msg), "%s:%zu:%zu: YAML syntax error: %s%s%s", name,
+                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                     parser.problem ? parser.problem : "malformed document",
+                     parser.context ? " " : "", parser.context ? parser.context : "");
         }
     }
     yaml_document_delete(&doc);

@@ -50,10 +50,15 @@ int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, co
         host[n] = '\0';
         port = colon + 1;
     }
-    char *endp;
-    errno = 0;
-    long p = strtol(port, &endp, 10);
-    if (!*port || *endp || errno || p < 1 || p > 65535 || port[0] == '+' || port[0] == '-') {
+    long p = 0;
+    for (const char *c = port; *c && p <= 65535; c++) {
+        if (*c < '0' || *c > '9') {
+            p = -1;
+            break;
+        }
+        p = p * 10 + (*c - '0');
+    }
+    if (!*port || p < 1 || p > 65535) {
         *why = "port must be a number from 1 to 65535";
         return -1;
     }
@@ -67,7 +72,8 @@ int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, co
     memset(out, 0, sizeof(*out));
     struct in_addr a4;
     struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) == 1) {
+    bool bracketed = text[0] == '[';
+    if (!bracketed && inet_pton(AF_INET, host, &a4) == 1) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&out->u.ss;
         sin->sin_family = AF_INET;
         sin->sin_port = htons((uint16_t)p);
