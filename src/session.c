@@ -324,8 +324,15 @@ static void on_side(struct session *s, struct io *io, uint32_t ev)
     if ((ev & READABLE) &&
         !relay(s, from, true, !(other->interest & EPOLLOUT), (ev & (EPOLLRDHUP | EPOLLHUP)) != 0))
         return;
-    if ((ev & EPOLLOUT) && !relay(s, !from, false, true, false))
-        return;
+    if (ev & EPOLLOUT) {
+        /* A full ring had switched reading off on the other side, which most likely has bytes
+         * waiting: read them right after the flush instead of re-arming EPOLLIN for a later
+         * round (in a transfer paced by this side, interest then never changes at all). */
+        int to = !from;
+        bool refill = ring_full(&s->ring[to]) && !s->eof[to];
+        if (!relay(s, to, refill, true, false))
+            return;
+    }
     settle(s);
 }
 
