@@ -1,7 +1,8 @@
 /*
  * End-to-end: backend choice. A refused backend makes ferry try the next one, keeping the bytes
  * the client sent meanwhile; when every backend is down the client is closed at once (within
- * 0.5 s) with the cause logged; smooth weighted round robin splits connections by weight.
+ * 0.5 s) with the cause logged; the attempts go to different backends; once a backend has
+ * accepted there is no failover; smooth weighted round robin splits connections by weight.
  */
 #include "e2e.h"
 
@@ -79,6 +80,78 @@ static void test_all_backends_down_client_closed_fast(void **state)
     ferry_stop(f);
 }
 
+/* With as many attempts as backends, each attempt goes to a different backend: all are tried. */
+static void test_attempts_try_different_backends(void **state)
+{
+    (void)state;
+    int down1, down2;
+    assert_ok(refusing_port(AF_INET, &down1), "refusing port");
+    assert_ok(refusing_port(AF_INET, &down2), "refusing port");
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: r\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    connect_attempts: 3\n"
+                                       "    backends: [127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d]\n",
+                                       lport, down1, down2, backend_port(b)));
+    for (int i = 0; i < 6; i++) {
+        int c = connect_ok(lport);
+        char msg[32];
+        snprintf(msg, sizeof msg, "attempt %d", i);
+        send_str(c, msg);
+        recv_expect(c, msg);
+        close_fd(c);
+    }
+    assert_int_equal(backend_accepted(b), 6);
+    ferry_stop(f);
+}
+
+/*
+ * Once a backend accepted and bytes flowed, its failure is the client's failure: ferry must not
+ * replay the connection to another backend.
+ */
+static void test_no_failover_after_connect(void **state)
+{
+    (void)state;
+    int aport, lport = free_port(AF_INET);
+    int alfd = listen_loopback(AF_INET, 16, 0, &aport);
+    assert_ok(alfd, "listen");
+    struct backend *other = backend_start(AF_INET, BACKEND_ECHO);
+    /* The heavier backend is the first choice of smooth weighted round robin. */
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: r\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    connect_attempts: 2\n"
+                                       "    backends:\n"
+                                       "      - address: 127.0.0.1:%d\n"
+                                       "        weight: 10\n"
+                                       "      - address: 127.0.0.1:%d\n"
+                                       "        weight: 1\n",
+                                       lport, aport, backend_port(other)));
+    int c = connect_ok(lport);
+    char client[64], line[1024], buf[64];
+    assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
+    send_str(c, "request");
+    int a = accept_timeout(alfd, NET_TIMEOUT_MS);
+    assert_ok(a, "ferry did not connect to the first backend");
+    recv_expect(a, "request");
+    reset_fd(a);
+    ssize_t r = recv_some(c, buf, sizeof buf, NET_TIMEOUT_MS);
+    if (r != -ECONNRESET) {
+        fail_msg("client: want ECONNRESET after its backend reset, got %s",
+                 r == 0  ? "EOF"
+                 : r > 0 ? "data (replayed to another backend?)"
+                         : strerror((int)-r));
+    }
+    ferry_wait_access(f, client, NET_TIMEOUT_MS, line, sizeof line);
+    assert_field(line, "cause", "backend_reset");
+    if (backend_accepted(other) != 0) {
+        fail_msg("the connection was replayed to the other backend after the first one accepted");
+    }
+    ferry_stop(f);
+}
+
 /* Which of the backends greeted us. */
 static int greeted_by(int fd, struct backend *const *bs, int n)
 {
@@ -132,6 +205,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         E2E_TEST(test_refused_backend_next_backend),
         E2E_TEST(test_all_backends_down_client_closed_fast),
+        E2E_TEST(test_attempts_try_different_backends),
+        E2E_TEST(test_no_failover_after_connect),
         E2E_TEST(test_round_robin_weights),
     };
     return E2E_MAIN(tests);

@@ -1,8 +1,8 @@
 /*
  * End-to-end: the process lifecycle. Listeners (one or several per route) are logged and ready;
- * SIGTERM closes the listeners at once, lets open pairs finish, then exits 0; shutdown_timeout
- * cuts a pair that never ends and still exits 0; SIGINT stops like SIGTERM; a listen address
- * already in use is a startup error (exit 1) that names the address.
+ * two workers serve connections together; SIGTERM closes the listeners at once, lets open pairs
+ * finish, then exits 0; shutdown_timeout cuts a pair that never ends and still exits 0; SIGINT
+ * stops like SIGTERM; a listen address already in use is a startup error (exit 1) naming it.
  */
 #include "e2e.h"
 
@@ -30,6 +30,39 @@ static void test_listen_list(void **state)
     recv_expect(c2, "via two");
     close_fd(c1);
     close_fd(c2);
+    ferry_stop(f);
+}
+
+/* Several event-loop threads share the listeners; every connection is served. */
+static void test_two_workers(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("workers: 2\n"
+                                       "routes:\n"
+                                       "  - name: w\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, backend_port(b)));
+    assert_int_equal(ferry_count_log(f, "workers=2"), 1);
+    static int fds[N];
+    char msg[32];
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_ok(lport);
+        snprintf(msg, sizeof msg, "w%03d", i);
+        send_str(fds[i], msg);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(msg, sizeof msg, "w%03d", i);
+        recv_expect(fds[i], msg);
+    }
+    assert_true(backend_wait_active(b, N, NET_TIMEOUT_MS));
+    for (int i = 0; i < N; i++) {
+        close_fd(fds[i]);
+    }
+    assert_true(ferry_wait_log_count(f, "cause=", N, 10000));
     ferry_stop(f);
 }
 
@@ -200,6 +233,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         E2E_TEST(test_listen_list),
+        E2E_TEST(test_two_workers),
         E2E_TEST(test_sigterm_drains_open_connection),
         E2E_TEST(test_shutdown_timeout_cuts_connection),
         E2E_TEST(test_sigint_stops_cleanly),

@@ -49,6 +49,8 @@ static void test_slow_reader_memory_bounded(void **state)
     assert_true(pump_wait_stalled(tx, 300, 20000));
     uint64_t pushed = pump_progress(tx);
     long rss1 = proc_rss_kib(ferry_pid(p.ferry));
+    print_message("stalled after %llu bytes; ferry RSS %ld -> %ld KiB\n",
+                  (unsigned long long)pushed, rss0, rss1);
     if (pushed >= total) {
         fail_msg("the backend sent all %llu bytes to a client that read nothing: ferry buffers "
                  "without bound (RSS %ld -> %ld KiB)",
@@ -89,6 +91,7 @@ static void test_stalled_transfer_costs_no_cpu(void **state)
     sleep_ms(1000);
     double cpu1 = proc_cpu_seconds(ferry_pid(p.ferry));
     assert_true(cpu0 >= 0 && cpu1 >= 0);
+    print_message("ferry CPU during 1 s of stall: %.2f s\n", cpu1 - cpu0);
     if (cpu1 - cpu0 > 0.1) {
         fail_msg("ferry used %.2f s of CPU in 1 s of a stalled transfer, want < 0.1 s",
                  cpu1 - cpu0);
@@ -260,6 +263,13 @@ static void test_low_nofile_no_spin_and_recovery(void **state)
         send_str(fds[i], msg);
     }
     int served = collect_echoes(fds, LOW_CLIENTS, got, closed, 500);
+    int nclosed = 0;
+    for (int i = 0; i < LOW_CLIENTS; i++) {
+        nclosed += closed[i];
+    }
+    print_message(
+        "RLIMIT_NOFILE=%d: %d clients served, %d closed, %d waiting; ferry holds %d fds\n",
+        LOW_NOFILE, served, nclosed, LOW_CLIENTS - served - nclosed, proc_fd_count(pid));
     if (served == 0) {
         fail_msg("no client was served under RLIMIT_NOFILE=%d", LOW_NOFILE);
     }
@@ -276,6 +286,7 @@ static void test_low_nofile_no_spin_and_recovery(void **state)
     double cpu1 = proc_cpu_seconds(pid);
     double wall = (double)(now_ms() - t0) / 1000.0;
     assert_true(cpu0 >= 0 && cpu1 >= 0);
+    print_message("ferry CPU while saturated: %.2f s in %.2f s\n", cpu1 - cpu0, wall);
     if (cpu1 - cpu0 > 0.25) {
         fail_msg("ferry used %.2f s of CPU in %.2f s while out of descriptors (spinning), want < "
                  "0.25 s",
