@@ -1,0 +1,781 @@
+/*
+ * End-to-end: live reload. ferry follows edits of its YAML file without dropping anything: a
+ * changed backend takes new connections within a second of the write while a 32 MiB transfer
+ * opened before it finishes on the old backend, byte for byte; invalid edits (YAML syntax, an
+ * unknown key, a listen address another process holds) are rejected with FILE:LINE: and change
+ * nothing; 100 reloads in a row under continuous client traffic fail no connection; a file
+ * replaced by rename and a Kubernetes ConfigMap symlink swap are both noticed without a signal;
+ * added routes and listen addresses accept and removed ones refuse; SIGHUP on an unchanged file
+ * is "no change" and disturbs nothing; a listener whose address stays keeps its very socket even
+ * when its route is renamed; and with reload.watch false only SIGHUP reloads.
+ */
+#include "e2e.h"
+#include "reload_support.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BIG (32u * MIB)
+
+/* Reload lines are awaited this long: the debounce is ~150 ms, the rest is slack for ASan. */
+#define RELOAD_WAIT_MS 3000
+
+/* YAML of one route `name` from 127.0.0.1:lport to the backend on 127.0.0.1:bport. */
+static const char *route_yaml(const char *top, const char *name, int lport, int bport)
+{
+    return tfmt("%s"
+                "routes:\n"
+                "  - name: %s\n"
+                "    listen: 127.0.0.1:%d\n"
+                "    backends: [127.0.0.1:%d]\n",
+                top, name, lport, bport);
+}
+
+/* Waits for the summary line of reload generation `gen`. */
+static void expect_generation(struct ferry *f, int gen)
+{
+    const char *needle = tfmt("reload generation=%d ", gen);
+    if (!ferry_wait_log(f, needle, RELOAD_WAIT_MS)) {
+        ferry_dump(f, "missing reload line");
+        fail_msg("no \"%s\" line within %d ms", needle, RELOAD_WAIT_MS);
+    }
+}
+
+/* Asserts that a new connection on lport is answered by backend b. */
+static void assert_served_by(int lport, struct backend *b)
+{
+    int got = served_by(lport, NET_TIMEOUT_MS);
+    if (got < 0) {
+        fail_msg("connection to 127.0.0.1:%d failed: %s", lport, strerror(-got));
+    }
+    if (got != backend_port(b)) {
+        fail_msg("connection to 127.0.0.1:%d served by backend %d, want %d", lport, got,
+                 backend_port(b));
+    }
+}
+
+/* Asserts that a connect to 127.0.0.1:port is refused. */
+static void assert_refused(int port)
+{
+    int fd = tcp_connect(AF_INET, port, NET_TIMEOUT_MS);
+    if (fd >= 0) {
+        close_fd(fd);
+        fail_msg("connect to 127.0.0.1:%d succeeded, want ECONNREFUSED", port);
+    }
+    if (fd != -ECONNREFUSED) {
+        fail_msg("connect to 127.0.0.1:%d failed with %s, want ECONNREFUSED", port, strerror(-fd));
+    }
+}
+
+/* One echo round trip on an established connection. */
+static void assert_echo(int fd, const char *msg)
+{
+    send_str(fd, msg);
+    recv_expect(fd, msg);
+}
+
+/* ---- 1. a backend change: new connections move, an open transfer stays ---------------------- */
+
+/* A deterministic byte stream sent from the test's thread, hashed as it goes. */
+struct stream {
+    uint64_t state;
+    uint64_t sent;
+    struct sha256 sha;
+};
+
+static void stream_send(int fd, struct stream *s, uint64_t n)
+{
+    static uint64_t chunk[8192];
+    while (n > 0) {
+        for (size_t i = 0; i < sizeof chunk / sizeof chunk[0]; i++) {
+            s->state ^= s->state >> 12;
+            s->state ^= s->state << 25;
+            s->state ^= s->state >> 27;
+            chunk[i] = s->state * 0x2545F4914F6CDD1DULL;
+        }
+        size_t len = n < sizeof chunk ? (size_t)n : sizeof chunk;
+        sha256_update(&s->sha, chunk, len);
+        int rc = send_all(fd, chunk, len, 10000);
+        if (rc != 0) {
+            fail_msg("sending the transfer failed after %llu bytes: %s",
+                     (unsigned long long)s->sent, strerror(-rc));
+        }
+        s->sent += len;
+        n -= len;
+    }
+}
+
+static void test_backend_change_moves_new_connections_only(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(route_yaml("", "web", lport, backend_port(a)));
+
+    /* The long transfer: greeted by A, echoed back, half of it sent before the edit. */
+    int big = connect_ok(lport);
+    char client[64];
+    assert_ok(local_addr_str(big, client, sizeof client), "getsockname");
+    assert_int_equal(read_greeting(big, NET_TIMEOUT_MS), backend_port(a));
+    struct pump *rx = pump_recv(big, 20000);
+    struct stream s = {.state = 0x243F6A8885A308D3ULL};
+    sha256_init(&s.sha);
+    stream_send(big, &s, BIG / 2);
+
+    write_file(ferry_config_path(f), route_yaml("", "web", lport, backend_port(b)));
+    int64_t written = now_ms();
+    int64_t deadline = written + 1000;
+    int got;
+    do {
+        got = served_by(lport, 1000);
+        if (got < 0) {
+            fail_msg("a new connection failed during the reload: %s", strerror(-got));
+        }
+        if (got != backend_port(a) && got != backend_port(b)) {
+            fail_msg("a new connection was served by unknown backend %d", got);
+        }
+    } while (got != backend_port(b) && now_ms() < deadline);
+    int64_t took = now_ms() - written;
+    if (got != backend_port(b)) {
+        ferry_dump(f, "new backend not used in time");
+        fail_msg("new connections still reached the old backend %lld ms after the write",
+                 (long long)took);
+    }
+    assert_true(took <= 1000);
+    expect_generation(f, 2);
+    /* From the summary line on, every worker has swapped: no new connection may go to A. */
+    int a_before = backend_accepted(a);
+    for (int i = 0; i < 5; i++) {
+        assert_served_by(lport, b);
+    }
+    assert_int_equal(backend_accepted(a), a_before);
+
+    /* The old connection finishes on A, every byte intact. */
+    stream_send(big, &s, BIG - BIG / 2);
+    shut_wr(big);
+    struct pump_result received, sent = {.bytes = s.sent};
+    sha256_final(&s.sha, sent.sha);
+    pump_join(rx, 60000, &received);
+    assert_same_stream(&sent, &received, BIG);
+    char line[2048];
+    ferry_wait_access(f, client, 5000, line, sizeof line);
+    assert_field(line, "backend", tfmt("127.0.0.1:%d", backend_port(a)));
+    assert_field_num(line, "bytes_from_client", BIG);
+    assert_field_num(line, "bytes_to_client", BIG + strlen(backend_greeting(a)));
+    close_fd(big);
+    ferry_stop(f);
+}
+
+/* ---- 2. invalid edits change nothing -------------------------------------------------------- */
+
+struct reject {
+    struct backend *a, *b;
+    int lport;
+    struct ferry *f;
+    int conn; /* established through ferry to A before the edit */
+};
+
+static void reject_start(struct reject *r)
+{
+    r->a = backend_start(AF_INET, BACKEND_GREET);
+    r->b = backend_start(AF_INET, BACKEND_GREET);
+    r->lport = free_port(AF_INET);
+    r->f = ferry_start(route_yaml("", "web", r->lport, backend_port(r->a)));
+    r->conn = connect_ok(r->lport);
+    assert_int_equal(read_greeting(r->conn, NET_TIMEOUT_MS), backend_port(r->a));
+}
+
+/*
+ * Writes the invalid text and checks that ferry rejected it and runs exactly as before: new
+ * connections still go to A, the established one still relays, no generation was made. Returns
+ * the rejection line.
+ */
+static const char *reject_edit(struct reject *r, const char *bad)
+{
+    write_file(ferry_config_path(r->f), bad);
+    if (!ferry_wait_log(r->f, "reload rejected", RELOAD_WAIT_MS)) {
+        ferry_dump(r->f, "invalid edit not rejected");
+        fail_msg("no \"reload rejected\" line within %d ms of an invalid edit", RELOAD_WAIT_MS);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_served_by(r->lport, r->a);
+    }
+    assert_echo(r->conn, "still relayed after the rejected edit\n");
+    assert_int_equal(ferry_count_log(r->f, "reload generation="), 0);
+    return log_line(r->f, "reload rejected");
+}
+
+/* A corrected file applies normally after the rejection: generation 2, backend B. */
+static void reject_recover(struct reject *r, const char *good)
+{
+    write_file(ferry_config_path(r->f), good);
+    expect_generation(r->f, 2);
+    assert_served_by(r->lport, r->b);
+    assert_echo(r->conn, "the old connection outlives the reload too\n");
+}
+
+/* Asserts that the rejection line names the file and line: "PATH:LINE:COL: ". */
+static void assert_points_at(struct ferry *f, const char *line, int want_line)
+{
+    const char *at = tfmt("%s:%d:", ferry_config_path(f), want_line);
+    const char *p = strstr(line, at);
+    if (p != NULL) {
+        p += strlen(at);
+        size_t digits = strspn(p, "0123456789");
+        if (digits > 0 && p[digits] == ':') {
+            return;
+        }
+    }
+    fail_msg("rejection line does not point at %sCOL: (line %d of the file): %s", at, want_line,
+             line);
+}
+
+static void test_reject_yaml_syntax_error(void **state)
+{
+    (void)state;
+    struct reject r;
+    reject_start(&r);
+    const char *bad = tfmt("routes:\n"
+                           "  - name: web\n"
+                           "    listen: 127.0.0.1:%d\n"
+                           "    backends: [127.0.0.1:%d]]  # bad\n",
+                           r.lport, backend_port(r.b));
+    const char *line = reject_edit(&r, bad);
+    reject_recover(&r, route_yaml("", "web", r.lport, backend_port(r.b)));
+    assert_points_at(r.f, line, line_of(bad, "# bad", 1));
+    close_fd(r.conn);
+    ferry_stop(r.f);
+}
+
+static void test_reject_unknown_key(void **state)
+{
+    (void)state;
+    struct reject r;
+    reject_start(&r);
+    const char *bad = tfmt("routes:\n"
+                           "  - name: web\n"
+                           "    listen: 127.0.0.1:%d\n"
+                           "    backend_timeout: 3s  # bad\n"
+                           "    backends: [127.0.0.1:%d]\n",
+                           r.lport, backend_port(r.b));
+    const char *line = reject_edit(&r, bad);
+    assert_non_null(strstr(line, "backend_timeout"));
+    reject_recover(&r, route_yaml("", "web", r.lport, backend_port(r.b)));
+    assert_points_at(r.f, line, line_of(bad, "# bad", 1));
+    close_fd(r.conn);
+    ferry_stop(r.f);
+}
+
+static void test_reject_listen_address_taken(void **state)
+{
+    (void)state;
+    struct reject r;
+    reject_start(&r);
+    /* Another process (this one) listens on `taken`; `extra` is free and listed before it, so
+     * ferry binds it first and must close it again when the next address fails. */
+    int taken;
+    int holder = listen_loopback(AF_INET, 16, 0, &taken);
+    assert_ok(holder, "listen on the address to take");
+    int extra = free_port(AF_INET);
+    const char *bad = tfmt("routes:\n"
+                           "  - name: web\n"
+                           "    listen:\n"
+                           "      - 127.0.0.1:%d\n"
+                           "      - 127.0.0.1:%d\n"
+                           "      - 127.0.0.1:%d  # bad\n"
+                           "    backends: [127.0.0.1:%d]\n",
+                           r.lport, extra, taken, backend_port(r.b));
+    const char *line = reject_edit(&r, bad);
+    if (strstr(line, tfmt("127.0.0.1:%d", taken)) == NULL) {
+        fail_msg("rejection line does not name the taken address 127.0.0.1:%d: %s", taken, line);
+    }
+    assert_refused(extra);
+    /* The address is still ours: nothing reached ferry through it. */
+    int c = tcp_connect(AF_INET, taken, NET_TIMEOUT_MS);
+    assert_ok(c, "connect to the taken address");
+    int in = accept_timeout(holder, NET_TIMEOUT_MS);
+    assert_ok(in, "the holder accepts its own connection");
+    close_fd(in);
+    close_fd(c);
+    reject_recover(&r, tfmt("routes:\n"
+                            "  - name: web\n"
+                            "    listen: [127.0.0.1:%d, 127.0.0.1:%d]\n"
+                            "    backends: [127.0.0.1:%d]\n",
+                            r.lport, extra, backend_port(r.b)));
+    assert_served_by(extra, r.b);
+    assert_points_at(r.f, line, line_of(bad, "# bad", 1));
+    close_fd(holder);
+    close_fd(r.conn);
+    ferry_stop(r.f);
+}
+
+/* ---- 3. 100 reloads under continuous traffic ------------------------------------------------ */
+
+/* A client thread that opens connections one after another, two echo round trips each, then a
+ * clean close, and counts every way one can fail. It never asserts (cmocka is not thread-safe). */
+struct churn {
+    int port;
+    pthread_t thread;
+    bool joined;
+    atomic_bool stop;
+    atomic_int ok;
+    atomic_int refused, reset, failed;
+    char first_error[160]; /* written once by the thread, read after the join */
+};
+
+#define CHURN_MAX_CONNECTIONS 100000
+#define CHURN_MAX_MS          60000
+
+static void churn_fail(struct churn *c, atomic_int *counter, int n, const char *what, int err)
+{
+    if (atomic_load(&c->refused) + atomic_load(&c->reset) + atomic_load(&c->failed) == 0) {
+        snprintf(c->first_error, sizeof c->first_error, "connection %d: %s: %s", n, what,
+                 err ? strerror(err) : "unexpected data");
+    }
+    atomic_fetch_add(counter, 1);
+}
+
+static void *churn_main(void *arg)
+{
+    struct churn *c = arg;
+    int64_t end = now_ms() + CHURN_MAX_MS;
+    for (int n = 0; n < CHURN_MAX_CONNECTIONS && !atomic_load(&c->stop) && now_ms() < end; n++) {
+        int fd = connect_untracked(c->port, 2000);
+        if (fd < 0) {
+            churn_fail(c, fd == -ECONNREFUSED ? &c->refused : &c->failed, n, "connect", -fd);
+            continue;
+        }
+        bool good = true;
+        for (int round = 0; round < 2 && good; round++) {
+            char msg[32], back[32];
+            snprintf(msg, sizeof msg, "connection %09d round %d  \n", n, round);
+            int rc = send_all(fd, msg, sizeof msg, 2000);
+            ssize_t r = rc == 0 ? recv_exact(fd, back, sizeof back, 2000) : rc;
+            if (rc != 0 || r < 0) {
+                int err = rc != 0 ? -rc : (int)-r;
+                bool rst = err == ECONNRESET || err == EPIPE;
+                churn_fail(c, rst ? &c->reset : &c->failed, n, rc ? "send" : "recv", err);
+                good = false;
+            } else if ((size_t)r != sizeof back || memcmp(msg, back, sizeof msg) != 0) {
+                churn_fail(c, &c->failed, n, "echo", 0);
+                good = false;
+            }
+        }
+        if (good) {
+            size_t extra = 0;
+            shutdown(fd, SHUT_WR);
+            int rc = wait_closed(fd, 2000, &extra);
+            if (rc != 0) {
+                churn_fail(c, rc == -ECONNRESET ? &c->reset : &c->failed, n, "close", -rc);
+            } else if (extra != 0) {
+                churn_fail(c, &c->failed, n, "close", 0);
+            } else {
+                atomic_fetch_add(&c->ok, 1);
+            }
+        }
+        close(fd);
+        /* Each connection leaves ports in TIME_WAIT (here and in ferry): a millisecond apart
+         * keeps a 10 s run far from exhausting the loopback's ephemeral ports. */
+        sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void churn_join(struct churn *c)
+{
+    if (!c->joined) {
+        atomic_store(&c->stop, true);
+        pthread_join(c->thread, NULL); /* bounded: every step of the thread has a timeout */
+        c->joined = true;
+    }
+}
+
+/* Teardown: the test's frame may be gone (a failed assertion), so the state is on the heap. */
+static void churn_cleanup(void *arg)
+{
+    churn_join(arg);
+    free(arg);
+}
+
+static struct churn *churn_start(int port)
+{
+    struct churn *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->port = port;
+    atomic_init(&c->stop, false);
+    atomic_init(&c->ok, 0);
+    atomic_init(&c->refused, 0);
+    atomic_init(&c->reset, 0);
+    atomic_init(&c->failed, 0);
+    assert_int_equal(pthread_create(&c->thread, NULL, churn_main, c), 0);
+    registry_defer(churn_cleanup, c);
+    return c;
+}
+
+/* Waits until the client completed `more` connections beyond `since`; asserts within 5 s. */
+static int churn_wait_ok(struct churn *c, int since, int more)
+{
+    int64_t deadline = now_ms() + 5000;
+    while (atomic_load(&c->ok) < since + more) {
+        if (now_ms() > deadline || atomic_load(&c->stop)) {
+            fail_msg("the client completed %d of %d connections in 5 s (refused %d, reset %d, "
+                     "failed %d; first: %s)",
+                     atomic_load(&c->ok) - since, more, atomic_load(&c->refused),
+                     atomic_load(&c->reset), atomic_load(&c->failed), c->first_error);
+        }
+        sleep_ms(1);
+    }
+    return atomic_load(&c->ok);
+}
+
+static void test_100_reloads_under_traffic(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_ECHO);
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    const char *top = "workers: 2\n";
+    const char *to_a = route_yaml(top, "web", lport, backend_port(a));
+    const char *to_b = tfmt("%s"
+                            "routes:\n"
+                            "  - name: web\n"
+                            "    listen: 127.0.0.1:%d\n"
+                            "    connect_timeout: 2s\n"
+                            "    backends: [127.0.0.1:%d]\n",
+                            top, lport, backend_port(b));
+    struct ferry *f = ferry_start(to_a);
+    const char *path = ferry_config_path(f);
+
+    struct churn *c = churn_start(lport);
+    int ok = churn_wait_ok(c, 0, 20);
+    for (int i = 0; i < 100; i++) {
+        /* Replaced by rename, so a reload never reads a half-written file; every other one is
+         * also signalled, which reloads at once (the watch then finds nothing new). */
+        replace_file(path, i % 2 == 0 ? to_b : to_a);
+        if (i % 2 == 1) {
+            ferry_signal(f, SIGHUP);
+        }
+        expect_generation(f, i + 2);
+        /* Connections keep completing between any two reloads. */
+        ok = churn_wait_ok(c, ok, 1);
+    }
+    churn_wait_ok(c, ok, 20);
+    churn_join(c);
+
+    if (atomic_load(&c->refused) + atomic_load(&c->reset) + atomic_load(&c->failed) != 0) {
+        ferry_dump(f, "connections failed during reloads");
+        fail_msg("%d connections ok, %d refused, %d reset, %d failed; first: %s",
+                 atomic_load(&c->ok), atomic_load(&c->refused), atomic_load(&c->reset),
+                 atomic_load(&c->failed), c->first_error);
+    }
+    assert_true(atomic_load(&c->ok) >= 120);
+    assert_non_null(log_line(f, "reload generation=101 "));
+    assert_int_equal(ferry_count_log(f, "reload generation="), 100);
+    assert_int_equal(ferry_count_log(f, "reload rejected"), 0);
+    /* Both configurations really carried traffic. */
+    assert_true(backend_accepted(a) > 0);
+    assert_true(backend_accepted(b) > 0);
+    ferry_stop(f);
+}
+
+/* ---- 4. replaced files are noticed without a signal ----------------------------------------- */
+
+static void test_file_replaced_by_rename(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(route_yaml("", "web", lport, backend_port(a)));
+    assert_served_by(lport, a);
+
+    replace_file(ferry_config_path(f), route_yaml("", "web", lport, backend_port(b)));
+    expect_generation(f, 2);
+    assert_served_by(lport, b);
+
+    /* The watch survives the file it watched being replaced. */
+    replace_file(ferry_config_path(f), route_yaml("", "web", lport, backend_port(a)));
+    expect_generation(f, 3);
+    assert_served_by(lport, a);
+    ferry_stop(f);
+}
+
+static void test_configmap_symlink_swap(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    const char *dir = temp_dir(); /* registered before ferry, so removed after it stops */
+    const char *path =
+        configmap_init(dir, "ferry.yaml", route_yaml("", "web", lport, backend_port(a)),
+                       "2026_11_26_20_00_00.000000001");
+    struct ferry *f = ferry_start_path(path);
+    assert_served_by(lport, a);
+
+    configmap_swap(dir, "ferry.yaml", route_yaml("", "web", lport, backend_port(b)),
+                   "2026_11_26_20_01_00.000000002", "2026_11_26_20_00_00.000000001");
+    expect_generation(f, 2);
+    assert_served_by(lport, b);
+
+    /* The kubelet removed the first version directory; the next update is seen all the same. */
+    configmap_swap(dir, "ferry.yaml", route_yaml("", "web", lport, backend_port(a)),
+                   "2026_11_26_20_02_00.000000003", "2026_11_26_20_01_00.000000002");
+    expect_generation(f, 3);
+    assert_served_by(lport, a);
+    ferry_stop(f);
+}
+
+/* ---- 5. routes and listen addresses added and removed --------------------------------------- */
+
+static void test_routes_and_listeners_added_and_removed(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *c = backend_start(AF_INET, BACKEND_GREET);
+    int kept = free_port(AF_INET);    /* route keep, stays */
+    int dropped = free_port(AF_INET); /* route keep, removed */
+    int added = free_port(AF_INET);   /* route keep, added */
+    int gone = free_port(AF_INET);    /* route gone, removed with its route */
+    int fresh = free_port(AF_INET);   /* route fresh, added with its route */
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: keep\n"
+                                       "    listen: [127.0.0.1:%d, 127.0.0.1:%d]\n"
+                                       "    backends: [127.0.0.1:%d]\n"
+                                       "  - name: gone\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       kept, dropped, backend_port(a), gone, backend_port(b)));
+    assert_served_by(kept, a);
+    assert_served_by(dropped, a);
+    assert_served_by(gone, b);
+    assert_refused(added);
+    assert_refused(fresh);
+
+    replace_file(ferry_config_path(f), tfmt("routes:\n"
+                                            "  - name: keep\n"
+                                            "    listen: [127.0.0.1:%d, 127.0.0.1:%d]\n"
+                                            "    backends: [127.0.0.1:%d]\n"
+                                            "  - name: fresh\n"
+                                            "    listen: 127.0.0.1:%d\n"
+                                            "    backends: [127.0.0.1:%d]\n",
+                                            kept, added, backend_port(a), fresh, backend_port(c)));
+    expect_generation(f, 2);
+
+    assert_served_by(kept, a);
+    assert_served_by(added, a);
+    assert_served_by(fresh, c);
+    assert_refused(dropped);
+    assert_refused(gone);
+    /* One line per difference. */
+    assert_non_null(log_line(f, tfmt("reload: route keep: listener 127.0.0.1:%d added", added)));
+    assert_non_null(
+        log_line(f, tfmt("reload: route keep: listener 127.0.0.1:%d removed", dropped)));
+    assert_non_null(log_line(f, "reload: route fresh added"));
+    assert_non_null(log_line(f, "reload: route gone removed"));
+    ferry_stop(f);
+}
+
+/* ---- 6. SIGHUP on an unchanged file --------------------------------------------------------- */
+
+static void test_sighup_unchanged_is_no_change(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(route_yaml("", "web", lport, backend_port(a)));
+    int conn = connect_ok(lport);
+    assert_int_equal(read_greeting(conn, NET_TIMEOUT_MS), backend_port(a));
+    assert_echo(conn, "before the signal\n");
+    unsigned long inode = listen_inode(lport);
+    assert_true(inode != 0);
+
+    ferry_signal(f, SIGHUP);
+    if (!ferry_wait_log(f, "reload: no change", RELOAD_WAIT_MS)) {
+        ferry_dump(f, "no \"no change\" line");
+        fail_msg("SIGHUP on an unchanged file did not log \"reload: no change\"");
+    }
+    assert_echo(conn, "after the signal\n");
+    assert_int_equal(ferry_count_log(f, "reload generation="), 0);
+    assert_int_equal(listen_inode(lport), inode);
+    assert_served_by(lport, a);
+
+    /* The generation did not move: the next real change is generation 2. */
+    write_file(ferry_config_path(f), route_yaml("", "web", lport, backend_port(b)));
+    expect_generation(f, 2);
+    assert_echo(conn, "and after a real reload\n");
+    close_fd(conn);
+    ferry_stop(f);
+}
+
+/* ---- 7. an unchanged listen address keeps its socket ---------------------------------------- */
+
+/* Connects in a tight loop, reads the backend's greeting, resets (no TIME_WAIT left behind). */
+struct hammer {
+    int port;
+    pthread_t thread;
+    bool joined;
+    atomic_bool stop;
+    atomic_int ok, refused, failed;
+    char first_error[160];
+};
+
+static void hammer_fail(struct hammer *h, atomic_int *counter, int n, const char *what, int err)
+{
+    if (atomic_load(&h->refused) + atomic_load(&h->failed) == 0) {
+        snprintf(h->first_error, sizeof h->first_error, "connection %d: %s: %s", n, what,
+                 strerror(err));
+    }
+    atomic_fetch_add(counter, 1);
+}
+
+static void *hammer_main(void *arg)
+{
+    struct hammer *h = arg;
+    int64_t end = now_ms() + CHURN_MAX_MS;
+    for (int n = 0; n < CHURN_MAX_CONNECTIONS && !atomic_load(&h->stop) && now_ms() < end; n++) {
+        int fd = connect_untracked(h->port, 2000);
+        if (fd < 0) {
+            hammer_fail(h, fd == -ECONNREFUSED ? &h->refused : &h->failed, n, "connect", -fd);
+            continue;
+        }
+        int got = read_greeting(fd, 2000);
+        if (got < 0) {
+            hammer_fail(h, &h->failed, n, "greeting", -got);
+        } else {
+            atomic_fetch_add(&h->ok, 1);
+        }
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void hammer_join(struct hammer *h)
+{
+    if (!h->joined) {
+        atomic_store(&h->stop, true);
+        pthread_join(h->thread, NULL); /* bounded: every step of the thread has a timeout */
+        h->joined = true;
+    }
+}
+
+static void hammer_cleanup(void *arg)
+{
+    hammer_join(arg);
+    free(arg);
+}
+
+static struct hammer *hammer_start(int port)
+{
+    struct hammer *h = calloc(1, sizeof *h);
+    assert_non_null(h);
+    h->port = port;
+    atomic_init(&h->stop, false);
+    atomic_init(&h->ok, 0);
+    atomic_init(&h->refused, 0);
+    atomic_init(&h->failed, 0);
+    assert_int_equal(pthread_create(&h->thread, NULL, hammer_main, h), 0);
+    registry_defer(hammer_cleanup, h);
+    return h;
+}
+
+static void test_unchanged_address_keeps_socket_when_route_renamed(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    const char *top = "workers: 2\n";
+    const char *blue = route_yaml(top, "blue", lport, backend_port(a));
+    const char *green = route_yaml(top, "green", lport, backend_port(a));
+    struct ferry *f = ferry_start(blue);
+    unsigned long inode = listen_inode(lport);
+    assert_true(inode != 0);
+
+    struct hammer *h = hammer_start(lport);
+
+    const int reloads = 20;
+    for (int i = 0; i < reloads; i++) {
+        int before = atomic_load(&h->ok);
+        replace_file(ferry_config_path(f), i % 2 == 0 ? green : blue);
+        ferry_signal(f, SIGHUP);
+        expect_generation(f, i + 2);
+        if (listen_inode(lport) != inode) {
+            fail_msg("reload %d (route renamed to %s) replaced the listening socket of "
+                     "127.0.0.1:%d (inode %lu -> %lu)",
+                     i + 1, i % 2 == 0 ? "green" : "blue", lport, inode, listen_inode(lport));
+        }
+        /* The client is connecting across every reload. */
+        int64_t deadline = now_ms() + 5000;
+        while (atomic_load(&h->ok) <= before) {
+            if (now_ms() > deadline) {
+                fail_msg("the client completed no connection in 5 s after reload %d (refused "
+                         "%d, failed %d; first: %s)",
+                         i + 1, atomic_load(&h->refused), atomic_load(&h->failed), h->first_error);
+            }
+            sleep_ms(1);
+        }
+    }
+    hammer_join(h);
+
+    if (atomic_load(&h->refused) + atomic_load(&h->failed) != 0) {
+        ferry_dump(f, "connections failed during renames");
+        fail_msg("%d connections ok, %d refused, %d failed; first: %s", atomic_load(&h->ok),
+                 atomic_load(&h->refused), atomic_load(&h->failed), h->first_error);
+    }
+    assert_true(atomic_load(&h->ok) >= reloads);
+    assert_non_null(log_line(f, "reload: route green added"));
+    assert_non_null(log_line(f, "reload: route blue removed"));
+    assert_int_equal(ferry_count_log(f, tfmt("listener 127.0.0.1:%d closed", lport)), 0);
+    ferry_stop(f);
+}
+
+/* ---- 8. reload.watch false ------------------------------------------------------------------ */
+
+static void test_watch_false_only_sighup_reloads(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    const char *top = "reload: {watch: false}\n";
+    struct ferry *f = ferry_start(route_yaml(top, "web", lport, backend_port(a)));
+
+    write_file(ferry_config_path(f), route_yaml(top, "web", lport, backend_port(b)));
+    /* A watched file reloads ~150 ms after the write; a second of silence shows it is not. */
+    if (ferry_wait_log(f, "reload", 1000)) {
+        ferry_dump(f, "reload without a signal");
+        fail_msg("a file write caused a reload although reload.watch is false: %s",
+                 log_line(f, "reload"));
+    }
+    assert_served_by(lport, a);
+
+    ferry_signal(f, SIGHUP);
+    expect_generation(f, 2);
+    assert_served_by(lport, b);
+    ferry_stop(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        E2E_TEST(test_backend_change_moves_new_connections_only),
+        E2E_TEST(test_reject_yaml_syntax_error),
+        E2E_TEST(test_reject_unknown_key),
+        E2E_TEST(test_reject_listen_address_taken),
+        E2E_TEST(test_100_reloads_under_traffic),
+        E2E_TEST(test_file_replaced_by_rename),
+        E2E_TEST(test_configmap_symlink_swap),
+        E2E_TEST(test_routes_and_listeners_added_and_removed),
+        E2E_TEST(test_sighup_unchanged_is_no_change),
+        E2E_TEST(test_unchanged_address_keeps_socket_when_route_renamed),
+        E2E_TEST(test_watch_false_only_sighup_reloads),
+    };
+    return E2E_MAIN(tests);
+}
