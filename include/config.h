@@ -42,6 +42,7 @@ struct backend_conf {
 struct listen_conf {
     char *address; /* as written */
     struct sockaddr_any addr;
+    unsigned line, col; /* where it is written (1-based), for errors found later (bind) */
 };
 
 struct route_conf {

@@ -484,6 +484,8 @@ static int add_listen(struct pctx *p, yaml_node_t *v)
     r->listens = grow(r->listens, r->nlistens, sizeof(*r->listens));
     r->listens[r->nlistens].address = dup_str(s);
     r->listens[r->nlistens].addr = addr;
+    r->listens[r->nlistens].line = (unsigned)v->start_mark.line + 1;
+    r->listens[r->nlistens].col = (unsigned)v->start_mark.column + 1;
     r->nlistens++;
     return 0;
 }

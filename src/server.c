@@ -105,7 +105,8 @@ static int build_listeners(struct server *srv, const struct config *cfg, struct 
                 char name[SOCK_ADDRSTRLEN];
                 sock_addr_format(&r->listens[j].addr, name, sizeof(name));
                 if (fd < 0) {
-                    snprintf(errs, errlen, "cannot listen on %s (route %s): %s", name, r->name,
+                    snprintf(errs, errlen, "%s:%u:%u: cannot listen on %s (route %s): %s",
+                             cfg->path, r->listens[j].line, r->listens[j].col, name, r->name,
                              strerror(-fd));
                     free(ls);
                     for (size_t k = 0; k < n; k++)
