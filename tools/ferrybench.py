@@ -142,8 +142,39 @@ def tcp_table():
     return rows
 
 
+def listening_ports():
+    """Local ports of the IPv4 TCP sockets in LISTEN state, asked of the kernel
+    through sock_diag (only listeners come back, however many connections
+    sit in TIME_WAIT); /proc/net/tcp if netlink is unavailable."""
+    try:
+        nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4)  # NETLINK_SOCK_DIAG
+    except OSError:
+        return {p for _, p, st in tcp_table() if st == "0A"}
+    ports = set()
+    try:
+        nl.settimeout(5)
+        req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0, 1 << 10) + bytes(48)
+        nl.send(struct.pack("=IHHII", 16 + len(req), 20, 0x301, 1, 0) + req)
+        for _ in range(100000):
+            data = nl.recv(1 << 16)
+            off = 0
+            while off + 16 <= len(data):
+                length, typ = struct.unpack_from("=IH", data, off)
+                if typ == 3 or length < 16:  # NLMSG_DONE
+                    return ports
+                if typ == 2:  # NLMSG_ERROR
+                    raise OSError("sock_diag error")
+                ports.add(struct.unpack_from("!H", data, off + 20)[0])
+                off += (length + 3) & ~3
+    except OSError:
+        return {p for _, p, st in tcp_table() if st == "0A"}
+    finally:
+        nl.close()
+    return ports
+
+
 def listening(port):
-    return any(p == port and st == "0A" for _, p, st in tcp_table())
+    return port in listening_ports()
 
 
 def ephemeral_range():
@@ -165,7 +196,7 @@ def pick_ports(n):
         lo_c, hi_c = hi + 1, 65535
         if hi_c - lo_c < 1000:
             lo_c, hi_c = 1024, 65535
-    used = {p for _, p, _ in tcp_table()}
+    used = listening_ports()
     rng = random.SystemRandom()
     chosen = []
     for _ in range(5000):
@@ -301,7 +332,8 @@ def wait_listening(ports, proc=None, timeout=15.0, what="server"):
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what} exited with status {proc.returncode} during startup")
-        if all(listening(p) for p in ports):
+        lp = listening_ports()
+        if all(p in lp for p in ports):
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what}: ports {ports} not listening after {timeout}s")
@@ -1193,15 +1225,24 @@ def median(vals):
     return statistics.median(vals) if vals else None
 
 
+PER_ROUND = {"": "gbps", "_cpu": "cpu_s_per_gb"}
+PER_ROUND_HTTP = {"": "rps", "_p99": "p99_ms", "_cpu": "cpu_us"}
+
+
 def summarize(raw, subjects):
     S = {}
     for s in subjects:
-        out = {}
+        out = {"_rounds": {}}
         for w, runs in raw[s].items():
             good = [r for r in runs if "error" not in r]
             out[w + "_failed_runs"] = len(runs) - len(good)
             if not good:
                 continue
+            if w in TIMED:
+                fields = PER_ROUND if w.startswith("tput") else PER_ROUND_HTTP
+                for suffix, field in fields.items():
+                    out["_rounds"][w + suffix] = {r["round"]: r.get(field) for r in good
+                                                  if r.get(field) is not None}
             if w.startswith("tput"):
                 out[w] = median(r["gbps"] for r in good)
                 out[w + "_cpu"] = median(r.get("cpu_s_per_gb") for r in good)
@@ -1297,13 +1338,19 @@ def targets(S, workloads):
     rows = []
 
     def ratio(key, label, op, bound, fmtv):
+        """Median of the per-round ratios (ferry and HAProxy ran close together
+        in each round, so slow drifts in the machine's load cancel out);
+        the ratio of the medians when rounds cannot be paired."""
         a, b = f.get(key), h.get(key)
         if a is None or b is None or not b:
             rows.append((label, fmtv(a), fmtv(b), None, f"{op} {bound:.2f}x", None))
             return
-        r = a / b
+        fa, hb = f.get("_rounds", {}).get(key, {}), h.get("_rounds", {}).get(key, {})
+        pairs = [fa[k] / hb[k] for k in fa if k in hb and hb[k]]
+        r = statistics.median(pairs) if pairs else a / b
+        spread = f"{min(pairs):.2f}-{max(pairs):.2f}" if len(pairs) > 1 else "-"
         ok = r >= bound if op == ">=" else r <= bound
-        rows.append((label, fmtv(a), fmtv(b), r, f"{op} {bound:.2f}x", ok))
+        rows.append((label, fmtv(a), fmtv(b), r, f"{op} {bound:.2f}x", ok, spread))
 
     if "rps" in workloads:
         ratio("rps", "keep-alive req/s", ">=", 1.15, kfmt)
@@ -1342,11 +1389,15 @@ def targets(S, workloads):
 def print_targets(rows, args):
     tag = "one worker each" if args.workers == 1 else f"{args.workers} workers / nbthread {args.workers}"
     print(f"\n### ferry vs HAProxy ({tag})\n")
-    print("| target | ferry | haproxy | ratio | target | result |")
-    print("|---|---|---|---|---|---|")
-    for label, a, b, r, t, ok in rows:
+    print("| target | ferry | haproxy | ratio | per-round ratios | target | result |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        label, a, b, r, t, ok = row[:6]
+        spread = row[6] if len(row) > 6 else "-"
         res = "n/a" if ok is None else ("PASS" if ok else "FAIL")
-        print(f"| {label} | {a} | {b} | {'-' if r is None else f'{r:.2f}x'} | {t} | {res} |")
+        print(f"| {label} | {a} | {b} | {'-' if r is None else f'{r:.2f}x'} | {spread} | {t} | {res} |")
+    print("\nratio = median over rounds of ferry/HAProxy, both measured within the same round; "
+          "figures = medians")
     if args.workers != 1:
         print("\n(issue 5 sets the targets for one worker each; with more workers they are shown for comparison)")
 
@@ -1460,6 +1511,7 @@ def main():
     ap.add_argument("--ferry-access-log", action="store_true",
                     help="turn ferry's access log on (costs CPU) and count the close causes")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
+    ap.add_argument("--report", metavar="FILE", help="print the tables again from a --json file, run nothing")
     ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -1471,6 +1523,8 @@ def main():
             pass
         return 0
 
+    if args.report:
+        return rerender(args.report)
     q = args.quick
     args.seconds = args.seconds or (1 if q else 5)
     args.rounds = args.rounds or 1 if q else (args.rounds or 3)
@@ -1549,6 +1603,7 @@ def main():
             p = setup.proc.get(s)
             if p is not None and p.poll() is not None:
                 r.setdefault("error", f"{s} died during the run (status {p.returncode})")
+            r["round"] = rnd
             raw[s][w].append(r)
             log(f"round {rnd} {w:9s} {s:7s} {short(r, w)}")
             time.sleep(0.3)
@@ -1585,22 +1640,6 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
         return 130
 
-    S = summarize(raw, subjects)
-    rows = targets(S, workloads) if "ferry" in subjects and "haproxy" in subjects else []
-    m, v = meta["machine"], meta["versions"]
-    print("## ferry benchmark\n")
-    print(f"- date: {meta['date']}")
-    print(f"- machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']} (load {m['loadavg']:.2f} at start)")
-    print(f"- versions: HAProxy {v['haproxy']}, nginx {v['nginx']}, ferry {v['ferry']} "
-          f"(iperf3 {v['iperf3']}, wrk {v['wrk']})")
-    print(f"- settings: workers {args.workers}, {args.seconds}s per run, median of {args.rounds} "
-          f"interleaved round(s), wrk -t1 -c64, idle {args.idle_conns} conns, active {args.active_conns} "
-          f"conns for {args.active_seconds:g}s, integrity {args.integrity_mb} MiB streams; "
-          f"run took {elapsed:.0f}s")
-    print("- proxy CPU = utime+stime of the proxy's process tree from /proc; `-` = not applicable\n")
-    print_table(S, subjects, workloads, args)
-    if rows:
-        print_targets(rows, args)
     notes = []
     for s in subjects:
         for w in workloads:
@@ -1641,19 +1680,60 @@ def main():
             notes.append(f"{name}: {nlines} lines, last: {t[:300]}")
     if args.ferry_access_log and "ferry" in setup.logs:
         notes.append(f"ferry close causes: {access_causes(setup.logs['ferry'])}")
-    if notes:
-        print("\n### notes\n")
-        for n in notes[:60]:
-            print(f"- {n}")
+    meta["elapsed_s"] = round(elapsed)
+    meta["machine"]["loadavg_end"] = os.getloadavg()[0]
+    S, rows = report(meta, raw, notes)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "raw": raw, "summary": S,
-                       "targets": [dict(zip(("target", "ferry", "haproxy", "ratio", "goal", "pass"), r))
+            json.dump({"meta": meta, "raw": raw, "summary": S, "stops": stops,
+                       "targets": [dict(zip(("target", "ferry", "haproxy", "ratio", "goal", "pass", "range"), r))
                                    for r in rows], "notes": notes}, f, indent=1, default=str)
     if args.keep:
         log(f"kept {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def report(meta, raw, notes):
+    """Print the header, the table, the verdicts and the notes."""
+    st = meta["settings"]
+    args = argparse.Namespace(**st)
+    subjects, workloads = st["subjects"], st["workloads"]
+    elapsed = meta.get("elapsed_s", 0)
+    S = summarize(raw, subjects)
+    rows = targets(S, workloads) if "ferry" in subjects and "haproxy" in subjects else []
+    m, v = meta["machine"], meta["versions"]
+    print("## ferry benchmark\n")
+    print(f"- date: {meta['date']}")
+    print(f"- machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']} (load average {m['loadavg']:.2f} at start"
+          + (f", {m['loadavg_end']:.2f} at end)" if "loadavg_end" in m else ")"))
+    print(f"- versions: HAProxy {v['haproxy']}, nginx {v['nginx']}, ferry {v['ferry']} "
+          f"(iperf3 {v['iperf3']}, wrk {v['wrk']})")
+    print(f"- settings: workers {args.workers}, {args.seconds}s per run, median of {args.rounds} "
+          f"interleaved round(s), wrk -t1 -c64, idle {args.idle_conns} conns, active {args.active_conns} "
+          f"conns for {args.active_seconds:g}s, integrity {args.integrity_mb} MiB streams"
+          + (f"; run took {elapsed:.0f}s" if elapsed else ""))
+    print("- proxy CPU = utime+stime of the proxy's process tree from /proc; `-` = not applicable\n")
+    print_table(S, subjects, workloads, args)
+    if rows:
+        print_targets(rows, args)
+    if notes:
+        print("\n### notes\n")
+        for n in notes[:60]:
+            print(f"- {n}")
+    return S, rows
+
+
+def rerender(path):
+    with open(path) as f:
+        data = json.load(f)
+    raw = data["raw"]
+    for s in raw:
+        for w in raw[s]:
+            for i, r in enumerate(raw[s][w]):
+                r.setdefault("round", i + 1)
+    report(data["meta"], raw, data.get("notes", []))
     return 0
 
 
