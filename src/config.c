@@ -167,6 +167,19 @@ static int fail_at(struct pctx *p, const yaml_node_t *n, const char *fmt, ...)
     return -1;
 }
 
+static int fail_at_pos(struct pctx *p, unsigned line, unsigned col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail_at_pos(struct pctx *p, unsigned line, unsigned col, const char *fmt, ...)
+{
+    char text[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    snprintf(p->err->msg, sizeof(p->err->msg), "%s:%u:%u: %s", p->name, line, col, text);
+    return -1;
+}
+
 static yaml_node_t *node(struct pctx *p, int id)
 {
     return yaml_document_get_node(p->doc, id);
@@ -604,10 +617,10 @@ static int check_routes(struct pctx *p, yaml_node_t *seq)
             for (size_t j = 0; j <= i; j++)
                 for (size_t b = 0; b < (j == i ? a : c->routes[j].nlistens); b++)
                     if (sock_addr_equal(&la->addr, &c->routes[j].listens[b].addr))
-                        return fail_at(p, ri,
-                                       "route '%s': listen address '%s' is already used by "
-                                       "route '%s'",
-                                       c->routes[i].name, la->address, c->routes[j].name);
+                        return fail_at_pos(p, la->line, la->col,
+                                           "route '%s': listen address '%s' is already used by "
+                                           "route '%s'",
+                                           c->routes[i].name, la->address, c->routes[j].name);
         }
     }
     return 0;

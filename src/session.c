@@ -125,8 +125,8 @@ void session_close(struct session *s, enum session_cause cause)
 {
     if (s->state == SESSION_CLOSED)
         return;
-    if (s->cause == CAUSE_NONE)
-        s->cause = (uint8_t)cause;
+    /* The reason the pair ends now wins over the tentative "who sent the first FIN". */
+    s->cause = (uint8_t)(cause == CAUSE_NONE ? CAUSE_CLIENT_FIN : cause);
     struct loop *l = &s->w->loop;
     loop_timer_cancel(l, &s->timer);
 

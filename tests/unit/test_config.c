@@ -636,11 +636,11 @@ static void test_duplicate_route_name(void **state)
 static void test_duplicate_listen_address(void **state)
 {
     (void)state;
-    /* Across routes, written the same way. */
+    /* Reported at the second occurrence of the address. Across routes, written the same way. */
     expect_error("routes:\n" ROUTE_WEB "  - name: api\n"
                  "    listen: 127.0.0.1:8080\n"
                  "    backends: [127.0.0.1:9001]\n",
-                 6, 5, "listen address '127.0.0.1:8080' is already used by route 'web'");
+                 7, 13, "listen address '127.0.0.1:8080' is already used by route 'web'");
     /* Across routes, written two ways that mean the same address. */
     expect_error("routes:\n"
                  "  - name: a\n"
@@ -649,13 +649,13 @@ static void test_duplicate_listen_address(void **state)
                  "  - name: b\n"
                  "    listen: '*:80'\n"
                  "    backends: [127.0.0.1:9000]\n",
-                 5, 5, "already used by route 'a'");
+                 6, 13, "already used by route 'a'");
     /* Twice in one route's list. */
     expect_error("routes:\n"
                  "  - name: web\n"
                  "    listen: [127.0.0.1:8080, 127.0.0.1:8081, 127.0.0.1:8080]\n"
                  "    backends: [127.0.0.1:9000]\n",
-                 2, 5, "listen address '127.0.0.1:8080' is already used");
+                 3, 46, "listen address '127.0.0.1:8080' is already used");
 }
 
 static void test_missing_listen_or_backends(void **state)
