@@ -39,11 +39,13 @@ struct shared {
     bool exclusive; /* several workers share each listening fd: register with EPOLLEXCLUSIVE */
 };
 
-/* A listening socket, process-wide, shared by every worker (one fd per address). */
+/* A listening address, process-wide: one socket shared by every worker, or one SO_REUSEPORT
+ * socket per worker (nfds == number of workers). Worker i uses fds[i % nfds]. */
 struct lsock {
     struct sockaddr_any addr;
     char name[SOCK_ADDRSTRLEN];
-    int fd;
+    unsigned nfds;
+    int fds[];
 };
 
 struct route_rt {

@@ -149,7 +149,7 @@ int listener_apply(struct worker *w, struct wgen *g, const struct listen_bind *b
                 return -ENOMEM;
             }
             created[i] = true;
-            loop_io_init(&wl->io, binds[i].ls->fd, on_accept);
+            loop_io_init(&wl->io, binds[i].ls->fds[w->id % binds[i].ls->nfds], on_accept);
             wl->w = w;
             wl->ls = binds[i].ls;
         }

@@ -54,6 +54,7 @@ struct server {
     uint64_t first_event; /* when the current burst of file events began, 0 if none */
     struct loop_timer drain_timer;
     bool shutting_down;
+    bool reuseport; /* one SO_REUSEPORT socket per worker instead of one shared socket */
 };
 
 /* ---- listening sockets ---------------------------------------------------------------------- */
@@ -68,9 +69,34 @@ static struct lsock *find_lsock(struct lsock **set, size_t n, const struct socka
 
 static void close_lsock(struct lsock *ls)
 {
-    if (ls->fd != -1)
-        close(ls->fd);
+    for (unsigned i = 0; i < ls->nfds; i++)
+        if (ls->fds[i] != -1)
+            close(ls->fds[i]);
     free(ls);
+}
+
+/* Open the socket(s) of one listening address: one shared by the workers, or one per worker with
+ * SO_REUSEPORT. Returns the lsock or NULL with *err = -errno. */
+static struct lsock *open_lsock(const struct server *srv, const struct sockaddr_any *addr, int *err)
+{
+    unsigned n = srv->reuseport ? srv->nworkers : 1;
+    struct lsock *ls = calloc(1, sizeof(*ls) + n * sizeof(int));
+    if (!ls) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    ls->addr = *addr;
+    sock_addr_format(addr, ls->name, sizeof(ls->name));
+    for (; ls->nfds < n; ls->nfds++) {
+        int fd = sock_listen(addr, LISTEN_BACKLOG, srv->reuseport);
+        if (fd < 0) {
+            *err = fd;
+            close_lsock(ls);
+            return NULL;
+        }
+        ls->fds[ls->nfds] = fd;
+    }
+    return ls;
 }
 
 /*
@@ -100,15 +126,14 @@ static int build_listeners(struct server *srv, const struct config *cfg, struct 
         for (size_t j = 0; j < r->nlistens; j++) {
             struct lsock *ls = find_lsock(srv->lsocks, srv->nlsocks, &r->listens[j].addr);
             if (!ls) {
-                ls = calloc(1, sizeof(*ls));
-                int fd = ls ? sock_listen(&r->listens[j].addr, LISTEN_BACKLOG, false) : -ENOMEM;
-                char name[SOCK_ADDRSTRLEN];
-                sock_addr_format(&r->listens[j].addr, name, sizeof(name));
-                if (fd < 0) {
+                int err = 0;
+                ls = open_lsock(srv, &r->listens[j].addr, &err);
+                if (!ls) {
+                    char name[SOCK_ADDRSTRLEN];
+                    sock_addr_format(&r->listens[j].addr, name, sizeof(name));
                     snprintf(errs, errlen, "%s:%u:%u: cannot listen on %s (route %s): %s",
                              cfg->path, r->listens[j].line, r->listens[j].col, name, r->name,
-                             strerror(-fd));
-                    free(ls);
+                             strerror(-err));
                     for (size_t k = 0; k < n; k++)
                         if (fresh[k])
                             close_lsock(set[k]);
@@ -117,9 +142,6 @@ static int build_listeners(struct server *srv, const struct config *cfg, struct 
                     free(fresh);
                     return -1;
                 }
-                ls->fd = fd;
-                ls->addr = r->listens[j].addr;
-                memcpy(ls->name, name, sizeof(name));
                 fresh[n] = true;
             }
             set[n] = ls;
@@ -476,6 +498,9 @@ int server_run(struct config *cfg)
         teardown(&srv);
         return 1;
     }
+    const char *mode = getenv("FERRY_LISTEN_MODE");
+    srv.reuseport = cfg->workers > 1 && mode && strcmp(mode, "reuseport") == 0;
+    srv.nworkers = cfg->workers; /* build_listeners needs it in reuseport mode */
     struct listen_bind *binds;
     char msg[512];
     if (build_listeners(&srv, cfg, &srv.lsocks, &srv.nlsocks, &binds, msg, sizeof(msg)) != 0) {
@@ -491,7 +516,7 @@ int server_run(struct config *cfg)
     srv.workers = calloc(srv.nworkers, sizeof(*srv.workers));
     srv.shared.workers = calloc(srv.nworkers, sizeof(*srv.shared.workers));
     srv.shared.nworkers = srv.nworkers;
-    srv.shared.exclusive = srv.nworkers > 1;
+    srv.shared.exclusive = srv.nworkers > 1 && !srv.reuseport;
     if (!srv.workers || !srv.shared.workers) {
         log_error("startup: out of memory");
         free(binds);
