@@ -174,26 +174,30 @@ static void test_half_close_backend_first(void **state)
 }
 
 /*
- * The client sends 1 MiB and its FIN while the backend reads nothing (its receive buffer is small),
- * so the FIN reaches ferry while ferry still holds data for the backend. The FIN must wait behind
- * that data: the backend gets every byte, then EOF; and its answer still reaches the client.
+ * The client sends 8 MiB and its FIN while the backend reads nothing. The backend's small receive
+ * buffer and ferry's socket buffer toward it hold only part of that; with a 16 MiB ring ferry
+ * takes in the rest, so it reads the client's FIN while its ring still holds megabytes for the
+ * backend. The FIN must wait behind that data: the backend gets every byte, then EOF; and its
+ * answer after the EOF still reaches the client.
  */
 static void test_fin_behind_buffered_data(void **state)
 {
     (void)state;
-    const uint64_t n = 1 * MIB;
+    const uint64_t n = 8 * MIB;
     int bport, lport;
     int lfd = listen_loopback(AF_INET, 16, 4096, &bport);
     assert_ok(lfd, "backend listen");
-    struct ferry *f = start_relay(bport, "    buffer_size: 16KiB\n", &lport);
+    struct ferry *f = start_relay(bport, "    buffer_size: 16MiB\n", &lport);
     int c = connect_ok(lport);
     char client[64], line[1024];
     assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
 
     struct pump *tx = pump_send(c, n, 5, true, 10000);
-    /* The backend does not read until the client has sent all it can (FIN included, when the
-     * path buffers it all) and stopped making progress. */
+    /* The backend does not read until the client has sent all it can and stopped making
+     * progress (the FIN included, when ferry took in everything). */
     assert_true(pump_wait_stalled(tx, 200, 10000));
+    print_message("client sent %llu bytes%s before the backend read anything\n",
+                  (unsigned long long)pump_progress(tx), pump_done(tx) ? " and its FIN" : "");
     int b = accept_timeout(lfd, NET_TIMEOUT_MS);
     assert_ok(b, "ferry did not connect to the backend");
     struct pump *rx = pump_recv(b, 10000);
@@ -237,12 +241,35 @@ static void test_backend_reset_resets_client(void **state)
     ferry_stop(p.ferry);
 }
 
+static void test_client_reset_resets_backend(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 0, "");
+    char buf[64], client[64], line[1024];
+    assert_ok(local_addr_str(p.client, client, sizeof client), "getsockname");
+
+    send_str(p.client, "hi");
+    recv_expect(p.backend, "hi");
+    reset_fd(p.client);
+    ssize_t r = recv_some(p.backend, buf, sizeof buf, NET_TIMEOUT_MS);
+    if (r != -ECONNRESET) {
+        fail_msg("backend: want ECONNRESET after the client reset, got %s",
+                 r == 0  ? "EOF"
+                 : r > 0 ? "data"
+                         : strerror((int)-r));
+    }
+    ferry_wait_access(p.ferry, client, NET_TIMEOUT_MS, line, sizeof line);
+    assert_field(line, "cause", "client_reset");
+    ferry_stop(p.ferry);
+}
+
 /*
  * The client resets while the backend streams to it, so ferry may write into a reset socket
- * (EPIPE; SIGPIPE is at its default action in ferry). The backend must get a reset, and ferry
- * must survive and serve the next connection.
+ * (EPIPE; SIGPIPE is at its default action in ferry). ferry must survive, stop the backend's
+ * stream, and serve the next connection.
  */
-static void test_client_reset_resets_backend(void **state)
+static void test_reset_while_streaming_keeps_ferry_alive(void **state)
 {
     (void)state;
     int bport, lport;
@@ -261,13 +288,17 @@ static void test_client_reset_resets_backend(void **state)
     struct pump_result sent;
     pump_join(tx, 10000, &sent);
     if (sent.err != -ECONNRESET && sent.err != -EPIPE) {
-        fail_msg("backend: want its sends to fail with a reset after the client reset, got %s",
+        fail_msg("backend: want its sends to fail after the client reset, got %s",
                  sent.err == 0 ? "all 64 MiB sent" : strerror(-sent.err));
     }
     ferry_wait_access(f, client, NET_TIMEOUT_MS, line, sizeof line);
     assert_field(line, "cause", "client_reset");
 
-    assert_true(ferry_alive(f));
+    if (!ferry_alive(f)) {
+        ferry_dump(f, "died");
+        fail_msg("ferry died after a client reset during a transfer (exit %d)",
+                 ferry_wait_exit(f, 0));
+    }
     int c2 = connect_ok(lport);
     int b2 = accept_timeout(lfd, NET_TIMEOUT_MS);
     assert_ok(b2, "ferry did not connect to the backend after the reset");
@@ -313,6 +344,7 @@ int main(void)
         E2E_TEST(test_fin_behind_buffered_data),
         E2E_TEST(test_backend_reset_resets_client),
         E2E_TEST(test_client_reset_resets_backend),
+        E2E_TEST(test_reset_while_streaming_keeps_ferry_alive),
         E2E_TEST(test_ipv6_listener),
     };
     return E2E_MAIN(tests);
