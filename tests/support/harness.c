@@ -465,6 +465,16 @@ int ferry_wait_exit(struct ferry *f, int timeout_ms)
         sleep_ms(2);
     }
     join_reader(f);
+    /* A sanitizer build may exit with the very code the test expects (UBSan and ASan exit 1, like
+     * a configuration error), so its report in stderr is what counts. */
+    static const char *const reports[] = {"runtime error:", "ERROR: AddressSanitizer",
+                                          "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer"};
+    for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++) {
+        if (f->err.data != NULL && strstr(f->err.data, reports[i]) != NULL) {
+            ferry_dump(f, "sanitizer report");
+            fail_msg("ferry (pid %d) reported \"%s\"", (int)f->pid, reports[i]);
+        }
+    }
     if (WIFEXITED(f->status)) {
         return WEXITSTATUS(f->status);
     }

@@ -66,7 +66,8 @@ void ferry_signal(struct ferry *f, int sig);
 bool ferry_alive(struct ferry *f);
 /*
  * Waits up to timeout_ms for ferry to exit and returns its exit code (128 + signal when killed by
- * one). On timeout: kill -9 and fail the test.
+ * one). On timeout: kill -9 and fail the test. Also fails when ferry's stderr holds a sanitizer
+ * report (ASan, LSan, UBSan), whatever the exit code.
  */
 int ferry_wait_exit(struct ferry *f, int timeout_ms);
 /* SIGTERM, then asserts exit code 0 within 5 s. */
