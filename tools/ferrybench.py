@@ -251,10 +251,10 @@ class Procs:
             except OSError:
                 _libc = False
 
-    def start(self, argv, log_path=None, stdout=None):
+    def start(self, argv, log_path=None, stdout=None, env=None):
         err = open(log_path, "ab") if log_path else subprocess.DEVNULL
         try:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env,
                                  stdout=stdout or subprocess.DEVNULL,
                                  stderr=err, start_new_session=True,
                                  preexec_fn=_child_setup if _libc else None)
@@ -729,7 +729,9 @@ defaults
                 f.write("}\n")
             argv = ["nginx", "-p", w, "-c", conf, "-e", f"{w}/proxy-nginx.err"]
         elif s == "ferry":
-            conf = os.path.join(w, "ferry.yaml")
+            # a directory of its own: ferry watches the config's directory
+            os.makedirs(os.path.join(w, "ferry-conf"), exist_ok=True)
+            conf = os.path.join(w, "ferry-conf", "ferry.yaml")
             with open(conf, "w") as f:
                 f.write(f"workers: {n}\nshutdown_timeout: 2s\n"
                         f"log: {{level: {self.args.ferry_log_level}, format: text, "
@@ -743,7 +745,13 @@ defaults
             raise ValueError(s)
         with open(logp, "a") as f:
             f.write(f"--- start {datetime.datetime.utcnow().isoformat()}Z\n")
-        p = self.procs.start(argv, log_path=logp)
+        env = None
+        if s == "ferry" and self.args.ferry_env:
+            env = dict(os.environ)
+            for kv in self.args.ferry_env:
+                k, _, v = kv.partition("=")
+                env[k] = v
+        p = self.procs.start(argv, log_path=logp, env=env)
         try:
             wait_listening(list(fp.values()), p, what=s)
         except RuntimeError as e:
@@ -1510,6 +1518,8 @@ def main():
     ap.add_argument("--ferry-log-level", default="warn", choices=("error", "warn", "info", "debug"))
     ap.add_argument("--ferry-access-log", action="store_true",
                     help="turn ferry's access log on (costs CPU) and count the close causes")
+    ap.add_argument("--ferry-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment for ferry (repeatable), e.g. FERRY_LISTEN_MODE=reuseport")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
     ap.add_argument("--report", metavar="FILE", help="print the tables again from a --json file, run nothing")
     ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
@@ -1573,6 +1583,7 @@ def main():
                          "idle_conns": args.idle_conns, "active_conns": args.active_conns,
                          "active_seconds": args.active_seconds, "integrity_mb": args.integrity_mb,
                          "backend_workers": args.backend_workers, "nofile": soft,
+                         "ferry_env": args.ferry_env,
                          "subjects": subjects, "workloads": workloads, "quick": q}}
     procs = Procs()
     work = tempfile.mkdtemp(prefix="ferrybench-")
@@ -1714,6 +1725,8 @@ def report(meta, raw, notes):
           f"interleaved round(s), wrk -t1 -c64, idle {args.idle_conns} conns, active {args.active_conns} "
           f"conns for {args.active_seconds:g}s, integrity {args.integrity_mb} MiB streams"
           + (f"; run took {elapsed:.0f}s" if elapsed else ""))
+    if st.get("ferry_env"):
+        print(f"- ferry environment: {' '.join(st['ferry_env'])}")
     print("- proxy CPU = utime+stime of the proxy's process tree from /proc; `-` = not applicable\n")
     print_table(S, subjects, workloads, args)
     if rows:
