@@ -456,7 +456,7 @@ static int setup_control(struct server *srv)
 
 static void teardown(struct server *srv)
 {
-    for (unsigned i = 0; i < srv->nworkers; i++)
+    for (unsigned i = 0; srv->workers && i < srv->nworkers; i++)
         worker_destroy(&srv->workers[i]);
     free(srv->workers);
     free(srv->shared.workers);

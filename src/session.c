@@ -22,7 +22,7 @@
 #include "worker.h"
 
 /* Upper bound on read/write rounds per event, so one busy pair cannot starve the others. */
-#define RELAY_ROUNDS 16
+#define RELAY_ROUNDS 64
 
 #define READABLE (EPOLLIN | EPOLLRDHUP | EPOLLHUP)
 
@@ -204,8 +204,9 @@ static void update_interest(struct session *s)
 /*
  * Move bytes in one direction: flush the ring toward dst, read from src while there is room,
  * repeat while either makes progress. src_ready / dst_ready say what epoll reported (or what is
- * known); a short read or write means "not ready" and ends that side's work for this event,
- * unless a FIN is known to wait behind the data (rdhup). Returns false if the session closed.
+ * known); a short read or write means "not ready" and ends that side's work for this event
+ * (see the read for the two exceptions). Single iovecs use read/write, which skip the iovec
+ * copy-in of readv/writev. Returns false if the session closed.
  */
 static bool relay(struct session *s, int dir, bool src_ready, bool dst_ready, bool rdhup)
 {
@@ -217,11 +218,13 @@ static bool relay(struct session *s, int dir, bool src_ready, bool dst_ready, bo
 
     if (!dst_up)
         dst_ready = false;
+    bool streaming = false; /* the last read filled all the room offered */
     for (int round = 0; round < RELAY_ROUNDS; round++) {
         bool progress = false;
         if (r->len && dst_ready) {
             int cnt = ring_data_iov(r, iov);
-            ssize_t n = writev(dst->fd, iov, cnt);
+            ssize_t n = cnt == 1 ? write(dst->fd, iov[0].iov_base, iov[0].iov_len)
+                                 : writev(dst->fd, iov, cnt);
             if (n == -1) {
                 if (errno != EAGAIN && errno != EINTR) {
                     log_debug("write to %s: %s", is_client(s, dst) ? "client" : "backend",
@@ -247,12 +250,17 @@ static bool relay(struct session *s, int dir, bool src_ready, bool dst_ready, bo
             }
             int cnt = ring_room_iov(r, iov);
             size_t room = ring_room(r);
-            ssize_t n = readv(src->fd, iov, cnt);
+            ssize_t n = cnt == 1 ? read(src->fd, iov[0].iov_base, iov[0].iov_len)
+                                 : readv(src->fd, iov, cnt);
             if (n > 0) {
                 ring_produce(r, (size_t)n);
                 s->last_active_ms = s->w->loop.now;
-                if ((size_t)n < room && !rdhup)
+                /* A short read means "drained", unless a FIN waits behind the data or the
+                 * previous read was full: a sender streaming on another core has often
+                 * refilled the socket by now. */
+                if ((size_t)n < room && !rdhup && !streaming)
                     src_ready = false;
+                streaming = (size_t)n == room;
                 progress = true;
             } else if (n == 0) {
                 s->eof[dir] = 1;
