@@ -70,6 +70,9 @@ static inline void loop_io_init(struct io *io, int fd, io_cb cb)
 /* Make the registered interest equal to events (EPOLLIN/EPOLLOUT/EPOLLRDHUP...); a syscall only
  * when it changes. Returns 0 or -errno. */
 int loop_io_set(struct loop *l, struct io *io, uint32_t events);
+/* Re-register an fd with its current interest: for an edge-triggered fd that is still ready,
+ * epoll reports it again. Returns 0 or -errno. */
+int loop_io_rearm(struct loop *l, struct io *io);
 /* Forget an fd that the caller is about to close (close() itself removes it from epoll). */
 static inline void loop_io_forget(struct io *io)
 {

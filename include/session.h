@@ -55,7 +55,10 @@ enum session_cause {
     CAUSE_SHUTDOWN,
 };
 
-enum { DIR_UP = 0, DIR_DOWN = 1 }; /* up: client -> backend, down: backend -> client */
+/* up: client -> backend, down: backend -> client. Sides are numbered like the direction they
+ * read for: the client is side 0 (source of DIR_UP), the backend side 1. */
+enum { DIR_UP = 0, DIR_DOWN = 1 };
+enum { SIDE_CLIENT = 0, SIDE_BACKEND = 1 };
 
 struct session {
     struct io client;
@@ -66,6 +69,9 @@ struct session {
     uint8_t cause;           /* enum session_cause, set once */
     uint8_t eof[2];          /* per direction: source returned 0 */
     uint8_t shut[2];         /* per direction: FIN sent to the destination */
+    uint8_t can_read[2];     /* per side (client 0, backend 1): not known to be drained */
+    uint8_t can_write[2];    /* per side: not known to be full */
+    uint8_t rdhup[2];        /* per side: the peer's FIN was signalled (read until 0) */
     uint8_t attempts;        /* backend connects started */
     int32_t backend_idx;     /* in route->bal, -1 before the first attempt */
     uint64_t tried;          /* balancer_bit() of every backend attempted */

@@ -176,7 +176,12 @@ static void on_accept(struct loop *l, struct io *io, uint32_t ev)
     struct wlistener *wl = container_of(io, struct wlistener, io);
     struct worker *w = wl->w;
     struct shared *sh = w->shared;
-    for (int i = 0; i < ACCEPT_BATCH && io->fd != -1 && !w->accept_block; i++) {
+    /* With several workers on one socket, a smaller batch leaves clients that arrive together
+     * for the other workers instead of one worker taking them all. */
+    int batch = sh->nworkers > 1 ? ACCEPT_BATCH / (2 * (int)sh->nworkers) : ACCEPT_BATCH;
+    if (batch < 4)
+        batch = 4;
+    for (int i = 0; i < batch && io->fd != -1 && !w->accept_block; i++) {
         if (!take_slot(sh)) {
             set_full(w, true);
             listener_update(w);

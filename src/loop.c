@@ -57,6 +57,14 @@ int loop_io_set(struct loop *l, struct io *io, uint32_t events)
     return 0;
 }
 
+int loop_io_rearm(struct loop *l, struct io *io)
+{
+    if (io->fd == -1 || io->interest == 0)
+        return 0;
+    struct epoll_event ev = {.events = io->interest, .data.ptr = io};
+    return epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev) == -1 ? -errno : 0;
+}
+
 int loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline)
 {
     return timer_heap_arm(&l->timers, &t->t, deadline);

@@ -24,8 +24,6 @@
 /* Upper bound on read/write rounds per event, so one busy pair cannot starve the others. */
 #define RELAY_ROUNDS 64
 
-#define READABLE (EPOLLIN | EPOLLRDHUP | EPOLLHUP)
-
 static const char *const cause_names[] = {
     [CAUSE_NONE] = "none",
     [CAUSE_CLIENT_FIN] = "client_fin",
@@ -168,37 +166,19 @@ void session_close(struct session *s, enum session_cause cause)
     loop_defer(l, &s->defer, free_deferred);
 }
 
-/* Register the interest each side can use now. */
-static void update_interest(struct session *s)
+/* Both sides are registered once, edge-triggered, for reading and writing: readiness is then
+ * tracked here (can_read / can_write) instead of by changing epoll interest, so a pair costs no
+ * epoll_ctl after its two registrations. Reading a side is still skipped while the ring toward
+ * the other side is full, and writing while nothing waits; an edge arrives whenever a drained
+ * socket gets data or a full one gets room. */
+#define SIDE_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+
+static int watch(struct session *s, struct io *io)
 {
-    struct loop *l = &s->w->loop;
-    uint32_t ci = 0, bi = 0;
-    if (!s->eof[DIR_UP] && !ring_full(&s->ring[DIR_UP]))
-        ci |= EPOLLIN | EPOLLRDHUP;
-    if (s->ring[DIR_DOWN].len)
-        ci |= EPOLLOUT;
-    if (s->state == SESSION_CONNECTING) {
-        bi = EPOLLOUT;
-    } else {
-        if (!s->eof[DIR_DOWN] && !ring_full(&s->ring[DIR_DOWN]))
-            bi |= EPOLLIN | EPOLLRDHUP;
-        if (s->ring[DIR_UP].len)
-            bi |= EPOLLOUT;
-    }
-    /* A side with nothing to wait for stays registered edge-triggered with an empty mask: epoll
-     * then reports a reset (EPOLLERR) once, instead of never (if removed) or in a loop (if
-     * level-triggered, since EPOLLHUP/EPOLLERR cannot be masked). */
-    if (!ci)
-        ci = EPOLLET;
-    if (!bi)
-        bi = EPOLLET;
-    int rc = loop_io_set(l, &s->client, ci);
-    if (rc == 0)
-        rc = loop_io_set(l, &s->backend, bi);
-    if (rc != 0) {
+    int rc = loop_io_set(&s->w->loop, io, SIDE_EVENTS);
+    if (rc != 0)
         log_error("route %s: epoll_ctl: %s", s->route->conf->name, strerror(-rc));
-        session_close(s, CAUSE_LOCAL_ERROR);
-    }
+    return rc;
 }
 
 /*
@@ -208,18 +188,19 @@ static void update_interest(struct session *s)
  * (see the read for the two exceptions). Single iovecs use read/write, which skip the iovec
  * copy-in of readv/writev. Returns false if the session closed.
  */
-static bool relay(struct session *s, int dir, bool src_ready, bool dst_ready, bool rdhup)
+static bool relay(struct session *s, int dir)
 {
     struct io *src = dir == DIR_UP ? &s->client : &s->backend;
     struct io *dst = dir == DIR_UP ? &s->backend : &s->client;
     struct ring *r = &s->ring[dir];
     bool dst_up = dir == DIR_DOWN || s->state == SESSION_RELAYING;
+    bool src_ready = s->can_read[dir], dst_ready = dst_up && s->can_write[!dir];
+    bool rdhup = s->rdhup[dir];
     struct iovec iov[2];
+    int round;
 
-    if (!dst_up)
-        dst_ready = false;
     bool streaming = false; /* the last read filled all the room offered */
-    for (int round = 0; round < RELAY_ROUNDS; round++) {
+    for (round = 0; round < RELAY_ROUNDS; round++) {
         bool progress = false;
         if (r->len && dst_ready) {
             int cnt = ring_data_iov(r, iov);
@@ -279,6 +260,14 @@ static bool relay(struct session *s, int dir, bool src_ready, bool dst_ready, bo
         if (!progress)
             break;
     }
+    s->can_read[dir] = src_ready;
+    if (dst_up)
+        s->can_write[!dir] = dst_ready;
+    if (round == RELAY_ROUNDS && (src_ready || (dst_ready && r->len))) {
+        /* Out of rounds with work left: no new edge will come for bytes already there, so ask
+         * epoll to report the side again (a MOD re-queues a ready edge-triggered fd). */
+        loop_io_rearm(&s->w->loop, src);
+    }
     ring_release(r, s->route->pool);
     if (s->eof[dir] && !s->shut[dir] && r->len == 0 && dst_up) {
         /* Every byte before the FIN is delivered: forward it. If the other direction is already
@@ -297,14 +286,11 @@ static bool relay(struct session *s, int dir, bool src_ready, bool dst_ready, bo
     return true;
 }
 
-/* After any event: close if both directions are done, else refresh interest. */
+/* After any event: close once both directions are done. */
 static void settle(struct session *s)
 {
-    if (s->state == SESSION_RELAYING && s->shut[DIR_UP] && s->shut[DIR_DOWN]) {
+    if (s->state == SESSION_RELAYING && s->shut[DIR_UP] && s->shut[DIR_DOWN])
         session_close(s, (enum session_cause)s->cause);
-        return;
-    }
-    update_interest(s);
 }
 
 /* A pending socket error means the peer reset (or the path failed): the stream is cut, so the
@@ -321,26 +307,26 @@ static bool check_error(struct session *s, struct io *io, uint32_t ev)
     return true;
 }
 
-/* Events on one side: read from it toward the other side, flush toward it. While the other side
- * waits for EPOLLOUT it is known not to be writable, so that write is skipped. */
+/* Record what an event says about one side. */
+static void note_events(struct session *s, int side, uint32_t ev)
+{
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->can_read[side] = 1;
+    if (ev & (EPOLLRDHUP | EPOLLHUP))
+        s->rdhup[side] = 1;
+    if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+        s->can_write[side] = 1;
+}
+
+/* Events on one side: move what can move in both directions (a relay with nothing to do makes
+ * no syscall), then see whether the pair is done. */
 static void on_side(struct session *s, struct io *io, uint32_t ev)
 {
-    int from = is_client(s, io) ? DIR_UP : DIR_DOWN;
-    struct io *other = from == DIR_UP ? &s->backend : &s->client;
     if (check_error(s, io, ev))
         return;
-    if ((ev & READABLE) &&
-        !relay(s, from, true, !(other->interest & EPOLLOUT), (ev & (EPOLLRDHUP | EPOLLHUP)) != 0))
+    note_events(s, is_client(s, io) ? SIDE_CLIENT : SIDE_BACKEND, ev);
+    if (!relay(s, DIR_UP) || !relay(s, DIR_DOWN))
         return;
-    if (ev & EPOLLOUT) {
-        /* A full ring had switched reading off on the other side, which most likely has bytes
-         * waiting: read them right after the flush instead of re-arming EPOLLIN for a later
-         * round (in a transfer paced by this side, interest then never changes at all). */
-        int to = !from;
-        bool refill = ring_full(&s->ring[to]) && !s->eof[to];
-        if (!relay(s, to, refill, true, false))
-            return;
-    }
     settle(s);
 }
 
@@ -422,11 +408,7 @@ static void on_backend(struct loop *l, struct io *io, uint32_t ev)
         return; /* not connected yet */
     connected(s);
     /* The client may have sent bytes (and even its FIN) while we were connecting. */
-    if (!relay(s, DIR_UP, false, true, false))
-        return;
-    if ((ev & READABLE) && !relay(s, DIR_DOWN, true, true, true))
-        return;
-    settle(s);
+    on_side(s, io, ev);
 }
 
 static void on_timer(struct loop *l, struct loop_timer *t)
@@ -468,8 +450,10 @@ static void connect_next(struct session *s)
             continue;
         }
         loop_io_init(&s->backend, fd, on_backend);
+        s->can_read[SIDE_BACKEND] = s->can_write[SIDE_BACKEND] = s->rdhup[SIDE_BACKEND] = 0;
         loop_timer_arm(&w->loop, &s->timer, w->loop.now + rt->conf->s.connect_timeout_ms);
-        update_interest(s);
+        if (watch(s, &s->backend) != 0)
+            session_close(s, CAUSE_LOCAL_ERROR);
         return;
     }
     if (s->cause == CAUSE_NONE)
@@ -505,5 +489,9 @@ void session_start(struct worker *w, struct route_rt *route, int fd,
     s->route = route;
     s->peer = *peer;
     worker_session_added(w, s);
+    if (watch(s, &s->client) != 0) {
+        session_close(s, CAUSE_LOCAL_ERROR);
+        return;
+    }
     connect_next(s);
 }
