@@ -5,19 +5,18 @@
  * borrowed pointers into it; session_close() unregisters and closes everything at once and the
  * memory is freed after the current event batch, so a stale ready event finds fd == -1.
  *
- *   state machine (session_set_state asserts every transition):
+ *   state machine (set_state() in session.c asserts every transition):
  *
- *          accept
- *            |
- *            v        connect failed / timed out, attempts left
- *     +-> CONNECTING ------------------------------------------+
- *     |      |   \                                             |
- *     +------+    \ every attempt failed, client error          |
- *            |     \                                           |
- *  connected |      +------------------------> CLOSED <--------+ (never: retries loop back)
- *            v                                   ^
- *        RELAYING --- both FINs forwarded, ------+
- *                     reset, error, idle timeout, shutdown
+ *       accept
+ *         |
+ *         v
+ *     CONNECTING --+  attempt failed or timed out, attempts left:
+ *      |   |   ^   |  next backend (no state change)
+ *      |   |   +---+
+ *      |   +-- every attempt failed, client reset --------> CLOSED
+ *      |                                                       ^
+ *      +-- connected --> RELAYING -- both FINs forwarded, -----+
+ *                                    reset, error, idle timeout, shutdown
  *
  *   per direction (client->backend "up", backend->client "down"), two flags:
  *     eof   the source returned 0 from read: shutdown wanted toward the destination

@@ -1,11 +1,12 @@
 /*
  * session.c - the relay of one client/backend pair.
  *
- * Owns both fds, both rings and the pair's timer. It moves bytes with readv/writev straight
- * into and out of the rings, keeps epoll interest equal to what the pair can use right now (read
- * while the ring toward the other side has room, write while it holds data), forwards a FIN only
- * once every byte before it is delivered, and turns a reset on one side into a reset on the other.
- * It never parses configuration and never chooses a backend itself (backend.c does).
+ * Owns both fds, both rings and the pair's timer. It moves bytes with read(v)/write(v) straight
+ * into and out of the rings, reads a side only while the ring toward the other side has room and
+ * writes only while data waits (readiness is tracked here: both sockets are registered once,
+ * edge-triggered), forwards a FIN only once every byte before it is delivered, and turns a reset
+ * on one side into a reset on the other. It never parses configuration and never chooses a
+ * backend itself (backend.c does).
  */
 #include "session.h"
 
