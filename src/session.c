@@ -182,6 +182,14 @@ static int watch(struct session *s, struct io *io)
     return rc;
 }
 
+/* The source of this direction ended its stream: a FIN is now owed to the destination. */
+static void mark_eof(struct session *s, int dir)
+{
+    s->eof[dir] = 1;
+    if (s->cause == CAUSE_NONE && s->state == SESSION_RELAYING)
+        s->cause = dir == DIR_UP ? CAUSE_CLIENT_FIN : CAUSE_BACKEND_FIN;
+}
+
 /*
  * Move bytes in one direction: flush the ring toward dst, read from src while there is room,
  * repeat while either makes progress. src_ready / dst_ready say what epoll reported (or what is
@@ -237,17 +245,18 @@ static bool relay(struct session *s, int dir)
             if (n > 0) {
                 ring_produce(r, (size_t)n);
                 s->last_active_ms = s->w->loop.now;
-                /* A short read means "drained", unless a FIN waits behind the data or the
-                 * previous read was full: a sender streaming on another core has often
-                 * refilled the socket by now. */
-                if ((size_t)n < room && !rdhup && !streaming)
+                /* A short read means "drained". If the peer's FIN had already arrived when
+                 * the read began, nothing can follow the bytes just read: that is the end of
+                 * the stream, without a read() that returns 0. Otherwise, after a full read, a
+                 * sender streaming on another core has often refilled the socket: read on. */
+                if ((size_t)n < room && rdhup)
+                    mark_eof(s, dir);
+                else if ((size_t)n < room && !streaming)
                     src_ready = false;
                 streaming = (size_t)n == room;
                 progress = true;
             } else if (n == 0) {
-                s->eof[dir] = 1;
-                if (s->cause == CAUSE_NONE && s->state == SESSION_RELAYING)
-                    s->cause = dir == DIR_UP ? CAUSE_CLIENT_FIN : CAUSE_BACKEND_FIN;
+                mark_eof(s, dir);
                 progress = true;
             } else if (errno == EAGAIN || errno == EINTR) {
                 src_ready = false;
