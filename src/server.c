@@ -197,6 +197,14 @@ static void apply_process_settings(struct server *srv, const struct config *cfg)
 
 static void update_watch(struct server *srv);
 
+static void warn_no_idle_timeout(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (cfg->routes[i].s.idle_timeout_ms == 0)
+            log_warn("route %s: idle_timeout is 0: stuck connections are never closed",
+                     cfg->routes[i].name);
+}
+
 static void reload(struct server *srv, const char *why)
 {
     if (srv->shutting_down)
@@ -263,6 +271,7 @@ static void reload(struct server *srv, const char *why)
     srv->generation++;
     apply_process_settings(srv, next);
     update_watch(srv);
+    warn_no_idle_timeout(next);
     log_info("reload generation=%u routes=%zu listeners=%zu changes=%u (%s)", srv->generation,
              next->nroutes, nset, changes, why);
 }
@@ -562,10 +571,7 @@ int server_run(struct config *cfg)
         return 1;
     }
     free(binds);
-    for (size_t i = 0; i < cfg->nroutes; i++)
-        if (cfg->routes[i].s.idle_timeout_ms == 0)
-            log_warn("route %s: idle_timeout is 0: stuck connections are never closed",
-                     cfg->routes[i].name);
+    warn_no_idle_timeout(cfg);
     update_watch(&srv);
     log_info("ready generation=%u routes=%zu listeners=%zu workers=%u max_connections=%u",
              srv.generation, cfg->nroutes, srv.nlsocks, srv.nworkers,
