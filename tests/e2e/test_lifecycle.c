@@ -2,8 +2,12 @@
  * End-to-end: the process lifecycle. Listeners (one or several per route) are logged and ready;
  * two workers serve connections together; SIGTERM closes the listeners at once, lets open pairs
  * finish, then exits 0; shutdown_timeout cuts a pair that never ends and still exits 0; SIGINT
- * stops like SIGTERM; a listen address already in use is a startup error (exit 1) naming it.
+ * stops like SIGTERM; a listen address already in use is a startup error (exit 1) naming it;
+ * a SIGPIPE, to the process or to any of its threads, changes nothing.
  */
+#include <dirent.h>
+#include <sys/syscall.h>
+
 #include "e2e.h"
 
 static void test_listen_list(void **state)
@@ -238,6 +242,58 @@ static void test_listen_address_in_use(void **state)
     assert_null(strstr(err, "ready generation="));
 }
 
+/*
+ * A write to a peer that has gone away can raise SIGPIPE in the thread that wrote (its default
+ * action ends the process). The kernel reports ECONNRESET before EPIPE after a reset, so no relay
+ * scenario reliably gets there: send the signal directly, to the process and to every thread (as
+ * a failed write would), and check that ferry still relays on an old and a new connection. A
+ * fatal signal takes the whole process down before kill() returns, so the round trips that
+ * follow cannot succeed if it was not ignored.
+ */
+static void test_sigpipe_is_harmless(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("workers: 2\n"
+                                       "routes:\n"
+                                       "  - name: p\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, backend_port(b)));
+    int c = connect_ok(lport);
+    send_str(c, "before");
+    recv_expect(c, "before");
+
+    pid_t pid = ferry_pid(f);
+    ferry_signal(f, SIGPIPE);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int threads = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && threads < 64) {
+        if (e->d_name[0] == '.')
+            continue;
+        pid_t tid = (pid_t)atoi(e->d_name);
+        assert_int_equal(syscall(SYS_tgkill, pid, tid, SIGPIPE), 0);
+        threads++;
+    }
+    closedir(d);
+    assert_true(threads >= 3); /* the control thread and two workers */
+
+    send_str(c, "after");
+    recv_expect(c, "after");
+    int c2 = connect_ok(lport);
+    send_str(c2, "new");
+    recv_expect(c2, "new");
+    assert_true(ferry_alive(f));
+    close_fd(c);
+    close_fd(c2);
+    ferry_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +303,7 @@ int main(void)
         E2E_TEST(test_shutdown_timeout_cuts_connection),
         E2E_TEST(test_sigint_stops_cleanly),
         E2E_TEST(test_listen_address_in_use),
+        E2E_TEST(test_sigpipe_is_harmless),
     };
     return E2E_MAIN(tests);
 }
