@@ -91,17 +91,23 @@ def process_tree(pid):
     return out
 
 
-def cpu_seconds(pids):
-    """utime+stime consumed so far by these processes (all their threads)."""
-    total = 0
+def cpu_times(pids):
+    """(utime, stime) consumed so far by these processes (all their threads), in seconds."""
+    user = system = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except (OSError, IndexError, ValueError):
             pass
-    return total / TICK
+    return user / TICK, system / TICK
+
+
+def cpu_seconds(pids):
+    """utime+stime consumed so far by these processes (all their threads)."""
+    return sum(cpu_times(pids))
 
 
 def rss_bytes(pids):
@@ -1191,9 +1197,13 @@ def measure(setup, s, w, args):
         cpu = cpu_seconds(pids) - cpu0
         r["cpu_s_per_gb"] = cpu / (r["bytes"] / 1e9) if pids and r["bytes"] else None
     elif w in ("rps", "cps"):
+        user0 = cpu_times(pids)[0]
         r = run_wrk(setup, fp["http"], args.seconds, 64, w == "cps")
         cpu = cpu_seconds(pids) - cpu0
+        user = cpu_times(pids)[0] - user0
         r["cpu_us"] = cpu / r["requests"] * 1e6 if pids and r["requests"] else None
+        # the proxy's own code; the rest is the kernel's TCP, epoll and scheduling work
+        r["cpu_user_us"] = user / r["requests"] * 1e6 if pids and r["requests"] else None
     elif w == "idle":
         r = run_idle(setup, s, args.idle_conns)
     elif w == "active":
@@ -1260,6 +1270,7 @@ def summarize(raw, subjects):
                 out[w] = median(r["rps"] for r in good)
                 out[w + "_p99"] = median(r["p99_ms"] for r in good)
                 out[w + "_cpu"] = median(r.get("cpu_us") for r in good)
+                out[w + "_ucpu"] = median(r.get("cpu_user_us") for r in good)
                 out[w + "_errors"] = sum(sum(r["errors"].values()) for r in good)
             elif w == "idle":
                 r = good[0]
@@ -1304,10 +1315,12 @@ TABLE_ROWS = [
     ("rps", "rps", "wrk 64 keep-alive conns, 1 KiB", "req/s", kfmt),
     ("rps", "rps_p99", "", "p99 ms", lambda v: fmt(v, 2)),
     ("rps", "rps_cpu", "", "proxy CPU us/req", lambda v: fmt(v, 1)),
+    ("rps", "rps_ucpu", "", "of which user space", lambda v: fmt(v, 1)),
     ("rps", "rps_errors", "", "errors", str),
     ("cps", "cps", "wrk new conn per request", "req/s", kfmt),
     ("cps", "cps_p99", "", "p99 ms", lambda v: fmt(v, 2)),
     ("cps", "cps_cpu", "", "proxy CPU us/conn", lambda v: fmt(v, 1)),
+    ("cps", "cps_ucpu", "", "of which user space", lambda v: fmt(v, 1)),
     ("cps", "cps_errors", "", "errors", str),
     ("idle", "idle", "idle conns held", "RSS bytes/conn", lambda v: fmt(v, 0)),
     ("idle", "idle_held", "", "held", str),
@@ -1729,7 +1742,8 @@ def report(meta, raw, notes):
           + (f"; run took {elapsed:.0f}s" if elapsed else ""))
     if st.get("ferry_env"):
         print(f"- ferry environment: {' '.join(st['ferry_env'])}")
-    print("- proxy CPU = utime+stime of the proxy's process tree from /proc; `-` = not applicable\n")
+    print("- proxy CPU = utime+stime of the proxy's process tree from /proc (\"of which user space\" = utime: "
+          "the proxy's own code; the rest is kernel TCP, epoll and scheduling work); `-` = not applicable\n")
     print_table(S, subjects, workloads, args)
     if rows:
         print_targets(rows, args)
