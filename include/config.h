@@ -37,6 +37,7 @@ struct backend_conf {
     char *address; /* as written in the file */
     struct sockaddr_any addr;
     unsigned weight; /* 1..CONFIG_WEIGHT_MAX */
+    bool named;      /* address holds a host name: re-resolved every resolve_interval */
 };
 
 struct listen_conf {
@@ -61,6 +62,7 @@ struct config {
     bool workers_auto;        /* written as "auto" */
     unsigned max_connections; /* 0 = derive from the open-file limit at startup */
     uint64_t shutdown_timeout_ms;
+    uint64_t resolve_interval_ms; /* backend host names looked up again; 0 = only on (re)load */
     enum log_level log_level;
     enum log_format log_format;
     bool log_access;
@@ -68,7 +70,10 @@ struct config {
     struct route_settings defaults;
     struct route_conf *routes;
     size_t nroutes;
-    uint64_t hash;       /* FNV-1a of the file's bytes: "did anything change?" */
+    uint64_t hash; /* FNV-1a of the file's bytes: "did anything change?" */
+    char *text;    /* the bytes loaded, to look host names up again without the file */
+    size_t text_len;
+    bool has_names;      /* some backend is written as a host name */
     unsigned generation; /* set by whoever installs it: 1, 2, ... */
     atomic_uint refs;
 };

@@ -26,6 +26,10 @@ struct sockaddr_any {
  * selects listen semantics ("*" or empty host = all IPv4 addresses). Returns 0, or -1 with *why set
  * to a static message. */
 int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, const char **why);
+/* Whether the host part of "host:port" is a name to resolve (not an IP literal or "*"). */
+bool sock_addr_is_name(const char *text);
+/* Whether a host name in "host:port" resolves (now) to a among all its results. */
+bool sock_name_resolves_to(const char *text, const struct sockaddr_any *a);
 /* "1.2.3.4:80" or "[::1]:80" into buf (at least SOCK_ADDRSTRLEN bytes); returns buf. */
 char *sock_addr_format(const struct sockaddr_any *a, char *buf, size_t len);
 bool sock_addr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b);

@@ -466,6 +466,15 @@ static int set_shutdown_timeout(struct pctx *p, yaml_node_t *v, const char *key)
     return get_duration(p, v, key, true, &p->cfg->shutdown_timeout_ms);
 }
 
+static int set_resolve_interval(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    if (get_duration(p, v, key, true, &p->cfg->resolve_interval_ms))
+        return -1;
+    if (p->cfg->resolve_interval_ms != 0 && p->cfg->resolve_interval_ms < 100)
+        return fail_at(p, v, "'%s' must be 0 (never) or at least 100ms", key);
+    return 0;
+}
+
 /* ---- routes ------------------------------------------------------------------------------- */
 
 static char *dup_str(const char *s)
@@ -551,6 +560,9 @@ static int set_backend_address(struct pctx *p, yaml_node_t *v, const char *key)
     if (sock_addr_parse(s, false, &p->backend->addr, &why) != 0)
         return fail_at(p, v, "'address': bad backend address '%s': %s", s, why);
     p->backend->address = dup_str(s);
+    p->backend->named = sock_addr_is_name(s);
+    if (p->backend->named)
+        p->cfg->has_names = true;
     return 0;
 }
 
@@ -661,6 +673,7 @@ static const struct key_entry top_keys[] = {
     {"workers", set_workers, false},
     {"max_connections", set_max_connections, false},
     {"shutdown_timeout", set_shutdown_timeout, false},
+    {"resolve_interval", set_resolve_interval, false},
     {"reload", set_reload, false},
     {"log", set_log, false},
     {"defaults", set_defaults, false},
@@ -683,6 +696,7 @@ static void config_free(struct config *c)
     }
     free(c->routes);
     free(c->path);
+    free(c->text);
     free(c);
 }
 
@@ -695,6 +709,7 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
     c->path = dup_str(name);
     c->workers = 1;
     c->shutdown_timeout_ms = 30000;
+    c->resolve_interval_ms = 30000;
     c->log_level = LOG_INFO;
     c->log_format = LOG_TEXT;
     c->log_access = true;
@@ -750,6 +765,11 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
         config_free(c);
         return -1;
     }
+    c->text = malloc(len ? len : 1);
+    if (!c->text)
+        abort();
+    memcpy(c->text, text, len);
+    c->text_len = len;
     *out = c;
     return 0;
 }
@@ -819,6 +839,11 @@ void config_print(const struct config *c, FILE *out)
     fprintf(out, "log: {level: %s, format: %s, access: %s}\n", log_level_name(c->log_level),
             c->log_format == LOG_JSON ? "json" : "text", c->log_access ? "true" : "false");
     fprintf(out, "reload: {watch: %s}\n", c->reload_watch ? "true" : "false");
+    config_format_duration(c->resolve_interval_ms, a, sizeof(a));
+    fprintf(out, "resolve_interval: %s%s\n", a,
+            !c->has_names            ? " (no backend host names)"
+            : c->resolve_interval_ms ? ""
+                                     : " (host names looked up only at load and reload)");
     for (size_t i = 0; i < c->nroutes; i++) {
         const struct route_conf *r = &c->routes[i];
         fprintf(out, "route %s\n", r->name);

@@ -111,6 +111,45 @@ int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, co
     return 0;
 }
 
+bool sock_addr_is_name(const char *text)
+{
+    if (text[0] == '[')
+        return false;
+    const char *colon = strrchr(text, ':');
+    size_t n = colon ? (size_t)(colon - text) : strlen(text);
+    char host[256];
+    if (n == 0 || n >= sizeof(host))
+        return false;
+    memcpy(host, text, n);
+    host[n] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    return inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1 &&
+           strcmp(host, "*") != 0;
+}
+
+bool sock_name_resolves_to(const char *text, const struct sockaddr_any *a)
+{
+    const char *colon = strrchr(text, ':');
+    char host[256];
+    if (!colon || text[0] == '[' || (size_t)(colon - text) >= sizeof(host))
+        return false;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+        return false;
+    bool found = false;
+    for (struct addrinfo *ai = res; ai && !found; ai = ai->ai_next) {
+        struct sockaddr_any x = {.len = ai->ai_addrlen};
+        memcpy(&x.u.ss, ai->ai_addr, ai->ai_addrlen);
+        found = sock_addr_equal(&x, a);
+    }
+    freeaddrinfo(res);
+    return found;
+}
+
 char *sock_addr_format(const struct sockaddr_any *a, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN];

@@ -107,6 +107,7 @@ static void assert_addr(const struct sockaddr_any *a, int family, const char *ho
 static const char full_example[] =
     "max_connections: 10000        # client connections across all routes\n"
     "shutdown_timeout: 30s         # on SIGTERM/SIGINT: stop accepting, let pairs finish\n"
+    "resolve_interval: 30s         # backend host names looked up again this often\n"
     "log:\n"
     "  level: info                 # error | warn | info | debug\n"
     "  format: text                # text | json\n"
@@ -806,6 +807,34 @@ static void test_bad_durations(void **state)
                  "bad duration '1.5s'");
 }
 
+/* resolve_interval: 30 s by default, 0 turns it off, anything shorter than 100ms is a mistake; a
+ * backend is "named" exactly when its host part is not an IP literal. */
+static void test_resolve_interval_and_named_backends(void **state)
+{
+    (void)state;
+    struct config *c = load("routes:\n" ROUTE_WEB);
+    assert_int_equal(c->resolve_interval_ms, 30000);
+    assert_false(c->has_names);
+    assert_false(c->routes[0].backends[0].named);
+    config_unref(c);
+    c = load("resolve_interval: 0\nroutes:\n"
+             "  - listen: 127.0.0.1:8080\n"
+             "    backends: [localhost:9000, '[::1]:9001', 127.0.0.1:9002]\n");
+    assert_int_equal(c->resolve_interval_ms, 0);
+    assert_true(c->has_names);
+    assert_true(c->routes[0].backends[0].named);
+    assert_false(c->routes[0].backends[1].named);
+    assert_false(c->routes[0].backends[2].named);
+    config_unref(c);
+    c = load("resolve_interval: 100ms\nroutes:\n" ROUTE_WEB);
+    assert_int_equal(c->resolve_interval_ms, 100);
+    config_unref(c);
+    expect_error("resolve_interval: 50ms\nroutes:\n" ROUTE_WEB, 1, 19,
+                 "'resolve_interval' must be 0 (never) or at least 100ms");
+    expect_error("resolve_interval: 5\nroutes:\n" ROUTE_WEB, 1, 19,
+                 "'resolve_interval': bad duration '5'");
+}
+
 /* "Never" is a valid idle timeout; a connect timeout of zero is not. */
 static void test_zero_idle_timeout_allowed_zero_connect_timeout_rejected(void **state)
 {
@@ -1120,6 +1149,7 @@ int main(void)
         cmocka_unit_test(test_bad_workers_and_limits),
         cmocka_unit_test(test_first_error_wins),
         cmocka_unit_test(test_load_file_missing),
+        cmocka_unit_test(test_resolve_interval_and_named_backends),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_print_shows_effective_settings),
         cmocka_unit_test(test_reference_counting),
