@@ -22,7 +22,8 @@ static void say(struct diff *d, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    d->cb(d->arg, line);
+    if (d->cb)
+        d->cb(d->arg, line);
     d->n++;
 }
 
@@ -40,6 +41,24 @@ static const struct backend_conf *find_backend(const struct route_conf *r,
     for (size_t i = 0; i < r->nbackends; i++)
         if (sock_addr_equal(&r->backends[i].addr, &b->addr))
             return &r->backends[i];
+    return NULL;
+}
+
+/*
+ * The backend of r written like b (same host name) whose address changed: neither address is
+ * in the other route (a name now resolving elsewhere, not one of two names for one address).
+ */
+static const struct backend_conf *
+find_moved(const struct route_conf *r, const struct route_conf *rb, const struct backend_conf *b)
+{
+    if (!b->named)
+        return NULL;
+    for (size_t i = 0; i < r->nbackends; i++) {
+        const struct backend_conf *x = &r->backends[i];
+        if (x->named && strcmp(x->address, b->address) == 0 &&
+            !sock_addr_equal(&x->addr, &b->addr) && !find_backend(rb, x))
+            return x;
+    }
     return NULL;
 }
 
@@ -71,16 +90,23 @@ static void diff_route(struct diff *d, const struct route_conf *a, const struct 
         if (!has_listen(b, &a->listens[i]))
             say(d, "route %s: listener %s removed", n, a->listens[i].address);
     for (size_t i = 0; i < b->nbackends; i++) {
-        const struct backend_conf *old = find_backend(a, &b->backends[i]);
+        const struct backend_conf *nb = &b->backends[i];
+        const struct backend_conf *old = find_backend(a, nb);
+        const struct backend_conf *moved = old ? NULL : find_moved(a, b, nb);
+        if (moved) {
+            char x[SOCK_ADDRSTRLEN], y[SOCK_ADDRSTRLEN];
+            say(d, "route %s: backend %s now resolves to %s (was %s)", n, nb->address,
+                sock_addr_format(&nb->addr, y, sizeof(y)),
+                sock_addr_format(&moved->addr, x, sizeof(x)));
+            old = moved;
+        }
         if (!old)
-            say(d, "route %s: backend %s added (weight %u)", n, b->backends[i].address,
-                b->backends[i].weight);
-        else if (old->weight != b->backends[i].weight)
-            say(d, "route %s: backend %s weight %u -> %u", n, b->backends[i].address, old->weight,
-                b->backends[i].weight);
+            say(d, "route %s: backend %s added (weight %u)", n, nb->address, nb->weight);
+        else if (old->weight != nb->weight)
+            say(d, "route %s: backend %s weight %u -> %u", n, nb->address, old->weight, nb->weight);
     }
     for (size_t i = 0; i < a->nbackends; i++)
-        if (!find_backend(b, &a->backends[i]))
+        if (!find_backend(b, &a->backends[i]) && !find_moved(b, a, &a->backends[i]))
             say(d, "route %s: backend %s removed", n, a->backends[i].address);
     dur(d, n, "connect_timeout", a->s.connect_timeout_ms, b->s.connect_timeout_ms);
     dur(d, n, "idle_timeout", a->s.idle_timeout_ms, b->s.idle_timeout_ms);
@@ -107,6 +133,12 @@ unsigned config_diff(const struct config *a, const struct config *b, config_diff
         config_format_duration(a->shutdown_timeout_ms, x, sizeof(x));
         config_format_duration(b->shutdown_timeout_ms, y, sizeof(y));
         say(&d, "shutdown_timeout %s -> %s", x, y);
+    }
+    if (a->resolve_interval_ms != b->resolve_interval_ms) {
+        char x[32], y[32];
+        config_format_duration(a->resolve_interval_ms, x, sizeof(x));
+        config_format_duration(b->resolve_interval_ms, y, sizeof(y));
+        say(&d, "resolve_interval %s -> %s", x, y);
     }
     if (a->log_level != b->log_level)
         say(&d, "log level %s -> %s", log_level_name(a->log_level), log_level_name(b->log_level));

@@ -6,6 +6,7 @@
  * address, so the same configuration written differently (5s vs 5000ms, a shorthand backend vs a
  * mapping with weight 1, "*:80" vs "0.0.0.0:80") has no differences. Settings inherited from
  * `defaults` count per route. A change of workers cannot apply live: it says "needs a restart".
+ * A backend written as the same host name but resolved to another address "now resolves to" it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -251,6 +252,36 @@ static void test_process_settings_changed(void **state)
     expect_line(&l, "reload watch on", NULL);
 }
 
+/* The same host name, resolved elsewhere (as a later lookup would): one "now resolves to" line,
+ * not a removal and an addition; an IP literal that changes is still removed and added. */
+static void test_host_name_resolved_elsewhere(void **state)
+{
+    (void)state;
+    const char *y = "routes:\n"
+                    "  - name: db\n"
+                    "    listen: 127.0.0.1:7000\n"
+                    "    backends: [localhost:5432, 127.0.0.1:5433]\n";
+    struct config *a = load(y), *b = load(y);
+    struct lines l;
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(config_diff(a, b, collect, &l), 0);
+    assert_int_equal(config_diff(a, b, NULL, NULL), 0);
+    struct backend_conf *nb = &b->routes[0].backends[0];
+    assert_true(nb->named);
+    struct sockaddr_any moved;
+    const char *why;
+    assert_int_equal(sock_addr_parse("127.0.0.9:5432", false, &moved, &why), 0);
+    char was[SOCK_ADDRSTRLEN];
+    sock_addr_format(&nb->addr, was, sizeof(was));
+    nb->addr = moved;
+    assert_int_equal(config_diff(a, b, collect, &l), 1);
+    expect_line(&l, "route db: backend localhost:5432 now resolves to 127.0.0.9:5432 (was ", was,
+                NULL);
+    assert_int_equal(config_diff(a, b, NULL, NULL), 1);
+    config_unref(a);
+    config_unref(b);
+}
+
 /* Several kinds of change at once: one line each, nothing else. */
 static void test_many_changes_at_once(void **state)
 {
@@ -287,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_defaults_change_reported_per_route),
         cmocka_unit_test(test_workers_change_needs_a_restart),
         cmocka_unit_test(test_process_settings_changed),
+        cmocka_unit_test(test_host_name_resolved_elsewhere),
         cmocka_unit_test(test_many_changes_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
