@@ -53,6 +53,8 @@ struct server {
     struct loop_timer debounce;
     uint64_t first_event; /* when the current burst of file events began, 0 if none */
     struct loop_timer drain_timer;
+    struct loop_timer resolve_timer;
+    char resolve_error[1024]; /* last failed lookup of backend host names, "" if none */
     bool shutting_down;
     bool reuseport; /* one SO_REUSEPORT socket per worker instead of one shared socket */
 };
@@ -205,22 +207,14 @@ static void warn_no_idle_timeout(const struct config *cfg)
                      cfg->routes[i].name);
 }
 
-static void reload(struct server *srv, const char *why)
+static void arm_resolve(struct server *srv);
+
+/*
+ * Switch every worker to next (loaded and validated; a reference is taken over): bind the new
+ * listen addresses first, roll back if a worker cannot swap, then log one line per difference.
+ */
+static void install(struct server *srv, struct config *next, const char *why)
 {
-    if (srv->shutting_down)
-        return;
-    struct config *next;
-    struct config_error err;
-    if (config_load_file(srv->cfg->path, &next, &err) != 0) {
-        log_error("reload rejected (%s): %s; still running generation %u", why, err.msg,
-                  srv->generation);
-        return;
-    }
-    if (next->hash == srv->cfg->hash) {
-        log_info("reload: no change (%s)", why);
-        config_unref(next);
-        return;
-    }
     struct lsock **set;
     size_t nset;
     struct listen_bind *binds;
@@ -271,9 +265,88 @@ static void reload(struct server *srv, const char *why)
     srv->generation++;
     apply_process_settings(srv, next);
     update_watch(srv);
+    arm_resolve(srv);
     warn_no_idle_timeout(next);
     log_info("reload generation=%u routes=%zu listeners=%zu changes=%u (%s)", srv->generation,
              next->nroutes, nset, changes, why);
+}
+
+static void reload(struct server *srv, const char *why)
+{
+    if (srv->shutting_down)
+        return;
+    struct config *next;
+    struct config_error err;
+    if (config_load_file(srv->cfg->path, &next, &err) != 0) {
+        log_error("reload rejected (%s): %s; still running generation %u", why, err.msg,
+                  srv->generation);
+        return;
+    }
+    if (next->hash == srv->cfg->hash && config_diff(srv->cfg, next, NULL, NULL) == 0) {
+        log_info("reload: no change (%s)", why);
+        config_unref(next);
+        return;
+    }
+    install(srv, next, why);
+}
+
+/* ---- backend host names --------------------------------------------------------------------- */
+
+static void arm_resolve(struct server *srv)
+{
+    const struct config *c = srv->cfg;
+    if (c->has_names && c->resolve_interval_ms && !srv->shutting_down)
+        loop_timer_arm(&srv->loop, &srv->resolve_timer, srv->loop.now + c->resolve_interval_ms);
+    else
+        loop_timer_cancel(&srv->loop, &srv->resolve_timer);
+}
+
+/*
+ * Look the backends' host names up again from the running configuration's own text (edits to the
+ * file wait for a reload) and switch to a new generation if an address moved. A name that still
+ * resolves to its current address among others keeps it, so DNS answers in rotating order do not
+ * churn generations. A failed lookup keeps the current addresses and is logged once until it
+ * changes or recovers. getaddrinfo() blocks this thread only, never a worker.
+ */
+static void on_resolve(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct server *srv = container_of(t, struct server, resolve_timer);
+    if (srv->shutting_down)
+        return;
+    struct config *cur = srv->cfg, *next;
+    struct config_error err;
+    if (config_load_string(cur->path, cur->text, cur->text_len, &next, &err) != 0) {
+        if (strcmp(err.msg, srv->resolve_error) != 0)
+            log_warn("looking up backend host names: %s; keeping the current addresses", err.msg);
+        snprintf(srv->resolve_error, sizeof(srv->resolve_error), "%s", err.msg);
+        arm_resolve(srv);
+        return;
+    }
+    if (srv->resolve_error[0]) {
+        log_info("backend host names resolve again");
+        srv->resolve_error[0] = '\0';
+    }
+    /* Same text, same shape. Listen addresses keep what they resolved to at load. */
+    for (size_t i = 0; i < next->nroutes && i < cur->nroutes; i++) {
+        struct route_conf *nr = &next->routes[i];
+        const struct route_conf *cr = &cur->routes[i];
+        for (size_t j = 0; j < nr->nlistens && j < cr->nlistens; j++)
+            nr->listens[j].addr = cr->listens[j].addr;
+        for (size_t j = 0; j < nr->nbackends && j < cr->nbackends; j++) {
+            struct backend_conf *nb = &nr->backends[j];
+            const struct backend_conf *cb = &cr->backends[j];
+            if (nb->named && !sock_addr_equal(&nb->addr, &cb->addr) &&
+                sock_name_resolves_to(nb->address, &cb->addr))
+                nb->addr = cb->addr;
+        }
+    }
+    if (config_diff(cur, next, NULL, NULL) == 0) {
+        config_unref(next);
+        arm_resolve(srv);
+        return;
+    }
+    install(srv, next, "backend address changed");
 }
 
 /* ---- file watching -------------------------------------------------------------------------- */
@@ -456,6 +529,7 @@ static int setup_control(struct server *srv)
         return rc;
     loop_timer_init(&srv->debounce, on_debounce);
     loop_timer_init(&srv->drain_timer, on_drain_timeout);
+    loop_timer_init(&srv->resolve_timer, on_resolve);
     char *copy = strdup(srv->cfg->path);
     srv->dir = strdup(copy ? dirname(copy) : ".");
     free(copy);
@@ -573,6 +647,7 @@ int server_run(struct config *cfg)
     free(binds);
     warn_no_idle_timeout(cfg);
     update_watch(&srv);
+    arm_resolve(&srv);
     log_info("ready generation=%u routes=%zu listeners=%zu workers=%u max_connections=%u",
              srv.generation, cfg->nroutes, srv.nlsocks, srv.nworkers,
              atomic_load(&srv.shared.max_connections));

@@ -7,11 +7,15 @@
  * replaced by rename and a Kubernetes ConfigMap symlink swap are both noticed without a signal;
  * added routes and listen addresses accept and removed ones refuse; SIGHUP on an unchanged file
  * is "no change" and disturbs nothing; a listener whose address stays keeps its very socket even
- * when its route is renamed; and with reload.watch false only SIGHUP reloads.
+ * when its route is renamed; with reload.watch false only SIGHUP reloads; and a backend written
+ * as a host name follows the name to its new address (every resolve_interval, without an edit),
+ * keeps its address while the name does not resolve, and logs each step.
  */
 #include "e2e.h"
 #include "reload_support.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -762,6 +766,119 @@ static void test_watch_false_only_sighup_reloads(void **state)
     ferry_stop(f);
 }
 
+/* A tracked listening socket on ip:port (port 0: any); stores the port. Returns fd or -errno. */
+static int listen_on(const char *ip, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -errno;
+    registry_track_fd(fd);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == -1 || listen(fd, 16) == -1)
+        return -errno;
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* One byte from the client arrives on the connection accepted from lfd. Returns that fd. */
+static int accepted_with(int lfd, int client, const char *what)
+{
+    int s = accept_timeout(lfd, 3000);
+    if (s < 0)
+        fail_msg("%s: no connection arrived: %s", what, strerror(-s));
+    send_str(client, "x");
+    recv_expect(s, "x");
+    return s;
+}
+
+/*
+ * Backends written as a host name: ferry runs with a private /etc/hosts the test rewrites. The
+ * name moves from 127.0.0.2 to 127.0.0.3 (same port): within a few resolve_intervals ferry logs
+ * the move and a new generation, new connections reach the new address and a pair opened before
+ * keeps relaying to the old one. While the name resolves to nothing, the last address stays in
+ * use (one warning); when it resolves to the same address again nothing is reloaded.
+ */
+static void test_backend_host_name_followed(void **state)
+{
+    (void)state;
+    if (!private_etc_supported())
+        skip(); /* needs a mount namespace of its own (root) to control /etc/hosts */
+    int port = 0, la = -1, lb = -1;
+    for (int i = 0; i < 20 && lb < 0; i++) {
+        port = 0;
+        la = listen_on("127.0.0.2", &port);
+        assert_ok(la, "listen on 127.0.0.2");
+        lb = listen_on("127.0.0.3", &port);
+        if (lb < 0)
+            close_fd(la);
+    }
+    assert_ok(lb, "listen on 127.0.0.3 with the same port");
+    const char *etc = temp_dir();
+    const char *hosts = tfmt("%s/hosts", etc);
+    write_file(hosts, "127.0.0.2 db.ferry.test\n");
+    write_file(tfmt("%s/nsswitch.conf", etc), "hosts: files\n");
+    int lport = free_port(AF_INET);
+    struct ferry_opts opts = {.etc_dir = etc};
+    struct ferry *f = ferry_start_opts(tfmt("resolve_interval: 100ms\n"
+                                            "routes:\n"
+                                            "  - name: db\n"
+                                            "    listen: 127.0.0.1:%d\n"
+                                            "    backends: [db.ferry.test:%d]\n",
+                                            lport, port),
+                                       &opts);
+    int c1 = connect_ok(lport);
+    int s1 = accepted_with(la, c1, "before the move");
+
+    write_file(hosts, "127.0.0.3 db.ferry.test\n");
+    const char *moved = tfmt("route db: backend db.ferry.test:%d now resolves to 127.0.0.3:%d "
+                             "(was 127.0.0.2:%d)",
+                             port, port, port);
+    if (!ferry_wait_log(f, moved, RELOAD_WAIT_MS) ||
+        !ferry_wait_log(f,
+                        "reload generation=2 routes=1 listeners=1 changes=1 "
+                        "(backend address changed)",
+                        RELOAD_WAIT_MS)) {
+        ferry_dump(f, "host name move");
+        fail_msg("no reload after the backend's host name moved");
+    }
+    int c2 = connect_ok(lport);
+    int s2 = accepted_with(lb, c2, "after the move");
+    send_str(c1, "old pair");
+    recv_expect(s1, "old pair");
+    send_str(s2, "new pair");
+    recv_expect(c2, "new pair");
+
+    write_file(hosts, "# nothing\n");
+    if (!ferry_wait_log(f, "looking up backend host names: ", RELOAD_WAIT_MS)) {
+        ferry_dump(f, "host name gone");
+        fail_msg("no warning while the backend's host name does not resolve");
+    }
+    assert_int_equal(ferry_count_log(f, "keeping the current addresses"), 1);
+    int c3 = connect_ok(lport);
+    close_fd(accepted_with(lb, c3, "while the name does not resolve"));
+
+    write_file(hosts, "127.0.0.3 db.ferry.test\n");
+    assert_true(ferry_wait_log(f, "backend host names resolve again", RELOAD_WAIT_MS));
+    /* The tick that logged it decides "no change" before the control thread takes SIGHUP. */
+    ferry_signal(f, SIGHUP);
+    assert_true(ferry_wait_log(f, "reload: no change (SIGHUP)", RELOAD_WAIT_MS));
+    assert_int_equal(ferry_count_log(f, "reload generation="), 1);
+    int c4 = connect_ok(lport);
+    close_fd(accepted_with(lb, c4, "after the name came back"));
+    close_fd(c1);
+    close_fd(s1);
+    close_fd(c2);
+    close_fd(s2);
+    close_fd(c3);
+    close_fd(c4);
+    ferry_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -776,6 +893,7 @@ int main(void)
         E2E_TEST(test_sighup_unchanged_is_no_change),
         E2E_TEST(test_unchanged_address_keeps_socket_when_route_renamed),
         E2E_TEST(test_watch_false_only_sighup_reloads),
+        E2E_TEST(test_backend_host_name_followed),
     };
     return E2E_MAIN(tests);
 }

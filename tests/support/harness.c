@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -181,6 +183,40 @@ static void write_config(struct ferry *f, const char *yaml)
     assert_int_equal(fclose(fp), 0);
 }
 
+/* In a child: a mount namespace of its own with hosts and nss over the /etc files. */
+static int private_etc(const char *hosts, const char *nss)
+{
+    if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
+        mount(hosts, "/etc/hosts", NULL, MS_BIND, NULL) == -1 ||
+        mount(nss, "/etc/nsswitch.conf", NULL, MS_BIND, NULL) == -1) {
+        return -1;
+    }
+    return 0;
+}
+
+bool private_etc_supported(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        _exit(unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+                      mount("/etc/hosts", "/etc/hosts", NULL, MS_BIND, NULL) == 0
+                  ? 0
+                  : 1);
+    }
+    int status;
+    int64_t deadline = now_ms() + 5000;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return false;
+        }
+        sleep_ms(5);
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 struct ferry *ferry_spawn(const char *yaml, const char *const *args, const struct ferry_opts *opts)
 {
     struct ferry *f = calloc(1, sizeof *f);
@@ -218,6 +254,12 @@ struct ferry *ferry_spawn(const char *yaml, const char *const *args, const struc
     }
     sigset_t none;
     sigemptyset(&none);
+    char hosts[PATH_MAX], nss[PATH_MAX];
+    const char *etc = opts != NULL ? opts->etc_dir : NULL;
+    if (etc != NULL) {
+        snprintf(hosts, sizeof hosts, "%s/hosts", etc);
+        snprintf(nss, sizeof nss, "%s/nsswitch.conf", etc);
+    }
 
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -239,6 +281,9 @@ struct ferry *ferry_spawn(const char *yaml, const char *const *args, const struc
         }
         if (rl.rlim_max > 0 && setrlimit(RLIMIT_NOFILE, &rl) == -1) {
             _exit(125);
+        }
+        if (etc != NULL && private_etc(hosts, nss) != 0) {
+            _exit(124);
         }
         execv(argv[0], (char *const *)argv);
         _exit(127);

@@ -19,7 +19,15 @@
 struct ferry_opts {
     long rlimit_nofile;   /* > 0: soft and hard RLIMIT_NOFILE for ferry */
     int ready_timeout_ms; /* 0: 10 s */
+    /* Not NULL: ferry runs in a mount namespace of its own where DIR/hosts and DIR/nsswitch.conf
+     * are bind-mounted over /etc/hosts and /etc/nsswitch.conf, so the test controls (and can
+     * change, by rewriting the file in place) what host names resolve to. Needs
+     * private_etc_supported(). */
+    const char *etc_dir;
 };
+
+/* Whether this process may give a child a private /etc/hosts (a mount namespace; root here). */
+bool private_etc_supported(void);
 
 struct ferry;
 
