@@ -70,9 +70,7 @@ struct config {
     struct route_settings defaults;
     struct route_conf *routes;
     size_t nroutes;
-    uint64_t hash; /* FNV-1a of the file's bytes: "did anything change?" */
-    char *text;    /* the bytes loaded, to look host names up again without the file */
-    size_t text_len;
+    uint64_t hash;       /* FNV-1a of the file's bytes: "did anything change?" */
     bool has_names;      /* some backend is written as a host name */
     unsigned generation; /* set by whoever installs it: 1, 2, ... */
     atomic_uint refs;
@@ -81,6 +79,10 @@ struct config {
 struct config_error {
     char msg[1024]; /* "FILE:LINE:COL: message", or "FILE: message" without a position */
 };
+
+/* A deep copy of c (refs = 1, generation 0), to change before it is installed. Aborts if out of
+ * memory, like the loader. */
+struct config *config_dup(const struct config *c);
 
 /* Load and validate a file. Returns 0 with *out (refs = 1), or -1 with err filled. */
 int config_load_file(const char *path, struct config **out, struct config_error *err);

@@ -10,8 +10,8 @@
 typedef void (*config_diff_cb)(void *arg, const char *line);
 
 /* Report every difference from a to b (cb may be NULL: only count); returns how many there were.
- * Process-wide settings that
- * cannot change without a restart (workers) are reported with "needs a restart". */
+ * Process-wide settings that cannot change without a restart (workers) are reported with "needs a
+ * restart". */
 unsigned config_diff(const struct config *a, const struct config *b, config_diff_cb cb, void *arg);
 
 #endif

@@ -28,8 +28,9 @@ struct sockaddr_any {
 int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, const char **why);
 /* Whether the host part of "host:port" is a name to resolve (not an IP literal or "*"). */
 bool sock_addr_is_name(const char *text);
-/* Whether a host name in "host:port" resolves (now) to a among all its results. */
-bool sock_name_resolves_to(const char *text, const struct sockaddr_any *a);
+/* Look the host name of "host:port" up again: *inout is kept if it is among the answers, else
+ * replaced by the first. Returns 0, or -1 with *why set (then *inout is untouched). */
+int sock_resolve_keep(const char *text, struct sockaddr_any *inout, const char **why);
 /* "1.2.3.4:80" or "[::1]:80" into buf (at least SOCK_ADDRSTRLEN bytes); returns buf. */
 char *sock_addr_format(const struct sockaddr_any *a, char *buf, size_t len);
 bool sock_addr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b);

@@ -696,7 +696,6 @@ static void config_free(struct config *c)
     }
     free(c->routes);
     free(c->path);
-    free(c->text);
     free(c);
 }
 
@@ -765,11 +764,6 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
         config_free(c);
         return -1;
     }
-    c->text = malloc(len ? len : 1);
-    if (!c->text)
-        abort();
-    memcpy(c->text, text, len);
-    c->text_len = len;
     *out = c;
     return 0;
 }
@@ -817,6 +811,39 @@ struct config *config_ref(struct config *c)
 {
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
     return c;
+}
+
+struct config *config_dup(const struct config *c)
+{
+    struct config *d = malloc(sizeof(*d));
+    if (!d)
+        abort();
+    *d = *c;
+    d->path = dup_str(c->path);
+    d->routes = calloc(c->nroutes ? c->nroutes : 1, sizeof(*d->routes));
+    if (!d->routes)
+        abort();
+    for (size_t i = 0; i < c->nroutes; i++) {
+        const struct route_conf *r = &c->routes[i];
+        struct route_conf *x = &d->routes[i];
+        *x = *r;
+        x->name = dup_str(r->name);
+        x->listens = calloc(r->nlistens ? r->nlistens : 1, sizeof(*x->listens));
+        x->backends = calloc(r->nbackends ? r->nbackends : 1, sizeof(*x->backends));
+        if (!x->listens || !x->backends)
+            abort();
+        for (size_t j = 0; j < r->nlistens; j++) {
+            x->listens[j] = r->listens[j];
+            x->listens[j].address = dup_str(r->listens[j].address);
+        }
+        for (size_t j = 0; j < r->nbackends; j++) {
+            x->backends[j] = r->backends[j];
+            x->backends[j].address = dup_str(r->backends[j].address);
+        }
+    }
+    d->generation = 0;
+    atomic_init(&d->refs, 1);
+    return d;
 }
 
 void config_unref(struct config *c)

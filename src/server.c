@@ -208,6 +208,7 @@ static void warn_no_idle_timeout(const struct config *cfg)
 }
 
 static void arm_resolve(struct server *srv);
+static void keep_current_addresses(const struct config *cur, struct config *next);
 
 /*
  * Switch every worker to next (loaded and validated; a reference is taken over): bind the new
@@ -223,6 +224,7 @@ static void install(struct server *srv, struct config *next, const char *why)
         log_error("reload rejected (%s): %s; still running generation %u", why, msg,
                   srv->generation);
         config_unref(next);
+        arm_resolve(srv);
         return;
     }
     next->generation = srv->generation + 1;
@@ -249,6 +251,7 @@ static void install(struct server *srv, struct config *next, const char *why)
         retire_listeners(set, nset, srv->lsocks, srv->nlsocks);
         free(binds);
         config_unref(next);
+        arm_resolve(srv);
         return;
     }
     unsigned changes = config_diff(srv->cfg, next, log_diff_line, NULL);
@@ -282,6 +285,7 @@ static void reload(struct server *srv, const char *why)
                   srv->generation);
         return;
     }
+    keep_current_addresses(srv->cfg, next);
     if (next->hash == srv->cfg->hash && config_diff(srv->cfg, next, NULL, NULL) == 0) {
         log_info("reload: no change (%s)", why);
         config_unref(next);
@@ -296,17 +300,18 @@ static void arm_resolve(struct server *srv)
 {
     const struct config *c = srv->cfg;
     if (c->has_names && c->resolve_interval_ms && !srv->shutting_down)
-        loop_timer_arm(&srv->loop, &srv->resolve_timer, srv->loop.now + c->resolve_interval_ms);
+        loop_timer_arm(&srv->loop, &srv->resolve_timer, loop_clock_ms() + c->resolve_interval_ms);
     else
         loop_timer_cancel(&srv->loop, &srv->resolve_timer);
 }
 
 /*
- * Look the backends' host names up again from the running configuration's own text (edits to the
- * file wait for a reload) and switch to a new generation if an address moved. A name that still
- * resolves to its current address among others keeps it, so DNS answers in rotating order do not
- * churn generations. A failed lookup keeps the current addresses and is logged once until it
- * changes or recovers. getaddrinfo() blocks this thread only, never a worker.
+ * Look the backends' host names up again, one by one, on a copy of the running configuration (an
+ * edit of the file waits for its reload; listen addresses keep what they resolved to at load),
+ * and switch to a new generation if an address moved. A name whose current address is still
+ * among the answers keeps it, so DNS answers in rotating order do not churn generations. A name
+ * that does not resolve keeps its address; the failures are logged when the set of failing names
+ * changes, and once more when none is left. getaddrinfo() blocks this thread only, never a worker.
  */
 static void on_resolve(struct loop *l, struct loop_timer *t)
 {
@@ -314,39 +319,70 @@ static void on_resolve(struct loop *l, struct loop_timer *t)
     struct server *srv = container_of(t, struct server, resolve_timer);
     if (srv->shutting_down)
         return;
-    struct config *cur = srv->cfg, *next;
-    struct config_error err;
-    if (config_load_string(cur->path, cur->text, cur->text_len, &next, &err) != 0) {
-        if (strcmp(err.msg, srv->resolve_error) != 0)
-            log_warn("looking up backend host names: %s; keeping the current addresses", err.msg);
-        snprintf(srv->resolve_error, sizeof(srv->resolve_error), "%s", err.msg);
-        arm_resolve(srv);
-        return;
-    }
-    if (srv->resolve_error[0]) {
-        log_info("backend host names resolve again");
-        srv->resolve_error[0] = '\0';
-    }
-    /* Same text, same shape. Listen addresses keep what they resolved to at load. */
-    for (size_t i = 0; i < next->nroutes && i < cur->nroutes; i++) {
-        struct route_conf *nr = &next->routes[i];
-        const struct route_conf *cr = &cur->routes[i];
-        for (size_t j = 0; j < nr->nlistens && j < cr->nlistens; j++)
-            nr->listens[j].addr = cr->listens[j].addr;
-        for (size_t j = 0; j < nr->nbackends && j < cr->nbackends; j++) {
-            struct backend_conf *nb = &nr->backends[j];
-            const struct backend_conf *cb = &cr->backends[j];
-            if (nb->named && !sock_addr_equal(&nb->addr, &cb->addr) &&
-                sock_name_resolves_to(nb->address, &cb->addr))
-                nb->addr = cb->addr;
+    struct config *cur = srv->cfg;
+    struct config *next = config_dup(cur);
+    char failing[sizeof(srv->resolve_error)] = "";
+    size_t used = 0;
+    unsigned names = 0;
+    for (size_t i = 0; i < next->nroutes; i++) {
+        const struct route_conf *r = &next->routes[i];
+        for (size_t j = 0; j < r->nbackends; j++) {
+            struct backend_conf *b = &r->backends[j];
+            const char *why;
+            names += b->named;
+            if (!b->named || sock_resolve_keep(b->address, &b->addr, &why) == 0)
+                continue;
+            int n = snprintf(failing + used, sizeof(failing) - used, "%sroute %s backend %s (%s)",
+                             used ? ", " : "", r->name, b->address, why);
+            if (n > 0 && (size_t)n < sizeof(failing) - used)
+                used += (size_t)n;
         }
     }
+    if (strcmp(failing, srv->resolve_error) != 0) {
+        if (failing[0])
+            log_warn("looking up backend host names: %s; keeping the current addresses", failing);
+        else
+            log_info("backend host names resolve again");
+        snprintf(srv->resolve_error, sizeof(srv->resolve_error), "%s", failing);
+    }
     if (config_diff(cur, next, NULL, NULL) == 0) {
+        log_debug("looked up %u backend host name%s: no address moved", names,
+                  names == 1 ? "" : "s");
         config_unref(next);
         arm_resolve(srv);
         return;
     }
     install(srv, next, "backend address changed");
+}
+
+/*
+ * After a reload has resolved every name afresh: a backend host name that is unchanged in the
+ * file and still resolves to the address it had keeps that address (not whichever answer came
+ * first this time), so a reload changes only what did change.
+ */
+static void keep_current_addresses(const struct config *cur, struct config *next)
+{
+    for (size_t i = 0; i < next->nroutes; i++) {
+        const struct route_conf *nr = &next->routes[i];
+        const struct route_conf *cr = NULL;
+        for (size_t k = 0; k < cur->nroutes && !cr; k++)
+            if (strcmp(cur->routes[k].name, nr->name) == 0)
+                cr = &cur->routes[k];
+        for (size_t j = 0; cr && j < nr->nbackends; j++) {
+            struct backend_conf *nb = &nr->backends[j];
+            for (size_t k = 0; nb->named && k < cr->nbackends; k++) {
+                const struct backend_conf *cb = &cr->backends[k];
+                if (!cb->named || strcmp(cb->address, nb->address) != 0 ||
+                    sock_addr_equal(&cb->addr, &nb->addr))
+                    continue;
+                struct sockaddr_any a = cb->addr;
+                const char *why;
+                if (sock_resolve_keep(nb->address, &a, &why) == 0 && sock_addr_equal(&a, &cb->addr))
+                    nb->addr = a;
+                break;
+            }
+        }
+    }
 }
 
 /* ---- file watching -------------------------------------------------------------------------- */
@@ -454,6 +490,7 @@ static void begin_shutdown(struct server *srv, const char *signame)
     srv->lsocks = NULL;
     srv->nlsocks = 0;
     loop_timer_cancel(&srv->loop, &srv->debounce);
+    loop_timer_cancel(&srv->loop, &srv->resolve_timer);
     loop_timer_arm(&srv->loop, &srv->drain_timer, srv->loop.now + srv->cfg->shutdown_timeout_ms);
 }
 

@@ -128,26 +128,36 @@ bool sock_addr_is_name(const char *text)
            strcmp(host, "*") != 0;
 }
 
-bool sock_name_resolves_to(const char *text, const struct sockaddr_any *a)
+int sock_resolve_keep(const char *text, struct sockaddr_any *inout, const char **why)
 {
     const char *colon = strrchr(text, ':');
     char host[256];
-    if (!colon || text[0] == '[' || (size_t)(colon - text) >= sizeof(host))
-        return false;
+    if (!colon || text[0] == '[' || (size_t)(colon - text) >= sizeof(host)) {
+        *why = "not a host name";
+        return -1;
+    }
     memcpy(host, text, (size_t)(colon - text));
     host[colon - text] = '\0';
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
     struct addrinfo *res = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-        return false;
-    bool found = false;
-    for (struct addrinfo *ai = res; ai && !found; ai = ai->ai_next) {
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0 || !res) {
+        *why = rc == EAI_NONAME || rc == EAI_NODATA ? "host name not found"
+                                                    : "host name could not be resolved";
+        return -1;
+    }
+    struct sockaddr_any first = {.len = res->ai_addrlen};
+    memcpy(&first.u.ss, res->ai_addr, res->ai_addrlen);
+    bool kept = false;
+    for (struct addrinfo *ai = res; ai && !kept; ai = ai->ai_next) {
         struct sockaddr_any x = {.len = ai->ai_addrlen};
         memcpy(&x.u.ss, ai->ai_addr, ai->ai_addrlen);
-        found = sock_addr_equal(&x, a);
+        kept = sock_addr_equal(&x, inout);
     }
     freeaddrinfo(res);
-    return found;
+    if (!kept)
+        *inout = first;
+    return 0;
 }
 
 char *sock_addr_format(const struct sockaddr_any *a, char *buf, size_t len)

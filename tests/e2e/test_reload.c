@@ -15,6 +15,7 @@
 #include "reload_support.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -785,6 +786,25 @@ static int listen_on(const char *ip, int *port)
     return fd;
 }
 
+/*
+ * The private hosts file always holds HOSTS_LEN bytes (the line, then a comment as padding) and is
+ * rewritten with one pwrite() over the same bytes, never truncated: a lookup that runs during the
+ * write never sees an empty file.
+ */
+#define HOSTS_LEN 64
+static void set_hosts(const char *path, const char *line)
+{
+    char buf[HOSTS_LEN];
+    int n = snprintf(buf, sizeof buf, "%s\n#", line);
+    assert_true(n > 0 && n < HOSTS_LEN - 1);
+    memset(buf + n, '#', HOSTS_LEN - 1 - (size_t)n);
+    buf[HOSTS_LEN - 1] = '\n';
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+    assert_int_equal(close(fd), 0);
+}
+
 /* One byte from the client arrives on the connection accepted from lfd. Returns that fd. */
 static int accepted_with(int lfd, int client, const char *what)
 {
@@ -820,11 +840,12 @@ static void test_backend_host_name_followed(void **state)
     assert_ok(lb, "listen on 127.0.0.3 with the same port");
     const char *etc = temp_dir();
     const char *hosts = tfmt("%s/hosts", etc);
-    write_file(hosts, "127.0.0.2 db.ferry.test\n");
+    set_hosts(hosts, "127.0.0.2 db.ferry.test");
     write_file(tfmt("%s/nsswitch.conf", etc), "hosts: files\n");
     int lport = free_port(AF_INET);
     struct ferry_opts opts = {.etc_dir = etc};
     struct ferry *f = ferry_start_opts(tfmt("resolve_interval: 100ms\n"
+                                            "log: {level: debug}\n"
                                             "routes:\n"
                                             "  - name: db\n"
                                             "    listen: 127.0.0.1:%d\n"
@@ -834,7 +855,7 @@ static void test_backend_host_name_followed(void **state)
     int c1 = connect_ok(lport);
     int s1 = accepted_with(la, c1, "before the move");
 
-    write_file(hosts, "127.0.0.3 db.ferry.test\n");
+    set_hosts(hosts, "127.0.0.3 db.ferry.test");
     const char *moved = tfmt("route db: backend db.ferry.test:%d now resolves to 127.0.0.3:%d "
                              "(was 127.0.0.2:%d)",
                              port, port, port);
@@ -853,18 +874,24 @@ static void test_backend_host_name_followed(void **state)
     send_str(s2, "new pair");
     recv_expect(c2, "new pair");
 
-    write_file(hosts, "# nothing\n");
-    if (!ferry_wait_log(f, "looking up backend host names: ", RELOAD_WAIT_MS)) {
+    set_hosts(hosts, "# nothing");
+    const char *gone = tfmt("looking up backend host names: route db backend db.ferry.test:%d "
+                            "(host name not found); keeping the current addresses",
+                            port);
+    if (!ferry_wait_log(f, gone, RELOAD_WAIT_MS)) {
         ferry_dump(f, "host name gone");
         fail_msg("no warning while the backend's host name does not resolve");
     }
-    assert_int_equal(ferry_count_log(f, "keeping the current addresses"), 1);
     int c3 = connect_ok(lport);
     close_fd(accepted_with(lb, c3, "while the name does not resolve"));
+    /* Two more lookups fail: the one warning stands for them. */
+    const char *tick = "looked up 1 backend host name: no address moved";
+    int ticks = ferry_count_log(f, tick);
+    assert_true(ferry_wait_log_count(f, tick, ticks + 2, RELOAD_WAIT_MS));
+    assert_int_equal(ferry_count_log(f, "keeping the current addresses"), 1);
 
-    write_file(hosts, "127.0.0.3 db.ferry.test\n");
+    set_hosts(hosts, "127.0.0.3 db.ferry.test");
     assert_true(ferry_wait_log(f, "backend host names resolve again", RELOAD_WAIT_MS));
-    /* The tick that logged it decides "no change" before the control thread takes SIGHUP. */
     ferry_signal(f, SIGHUP);
     assert_true(ferry_wait_log(f, "reload: no change (SIGHUP)", RELOAD_WAIT_MS));
     assert_int_equal(ferry_count_log(f, "reload generation="), 1);

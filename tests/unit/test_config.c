@@ -807,6 +807,29 @@ static void test_bad_durations(void **state)
                  "bad duration '1.5s'");
 }
 
+/* A copy is equal to its original and shares no memory with it (ASan checks the frees). */
+static void test_dup_is_deep(void **state)
+{
+    (void)state;
+    struct config *c = load(full_example);
+    struct config *d = config_dup(c);
+    assert_int_equal(d->refs, 1);
+    assert_int_equal(d->nroutes, c->nroutes);
+    assert_ptr_not_equal(d->routes, c->routes);
+    assert_string_equal(d->routes[0].name, c->routes[0].name);
+    assert_ptr_not_equal(d->routes[0].name, c->routes[0].name);
+    assert_string_equal(d->routes[0].backends[1].address, c->routes[0].backends[1].address);
+    assert_ptr_not_equal(d->routes[0].backends, c->routes[0].backends);
+    assert_ptr_not_equal(d->routes[0].listens, c->routes[0].listens);
+    assert_int_equal(d->routes[0].backends[0].weight, 2);
+    assert_int_equal(d->routes[0].s.buffer_size, 32 * 1024);
+    d->routes[0].backends[0].weight = 7;
+    assert_int_equal(c->routes[0].backends[0].weight, 2);
+    config_unref(c);
+    assert_string_equal(d->routes[0].listens[0].address, "0.0.0.0:8080");
+    config_unref(d);
+}
+
 /* resolve_interval: 30 s by default, 0 turns it off, anything shorter than 100ms is a mistake; a
  * backend is "named" exactly when its host part is not an IP literal. */
 static void test_resolve_interval_and_named_backends(void **state)
@@ -1150,6 +1173,7 @@ int main(void)
         cmocka_unit_test(test_first_error_wins),
         cmocka_unit_test(test_load_file_missing),
         cmocka_unit_test(test_resolve_interval_and_named_backends),
+        cmocka_unit_test(test_dup_is_deep),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_print_shows_effective_settings),
         cmocka_unit_test(test_reference_counting),

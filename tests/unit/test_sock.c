@@ -211,6 +211,31 @@ static void test_localhost_is_resolved(void **state)
         fail_msg("localhost resolved to %s", buf);
 }
 
+/* Which host parts are names; a looked-up-again name keeps an address that is still among its
+ * answers and takes the first answer otherwise; IP literals are not names to look up. */
+static void test_names_looked_up_again(void **state)
+{
+    (void)state;
+    assert_true(sock_addr_is_name("localhost:80"));
+    assert_true(sock_addr_is_name("db.example:5432"));
+    assert_false(sock_addr_is_name("127.0.0.1:80"));
+    assert_false(sock_addr_is_name("[::1]:80"));
+    assert_false(sock_addr_is_name("*:80"));
+    struct sockaddr_any first = parse_ok("localhost:9000", false);
+    struct sockaddr_any a = first;
+    const char *why = NULL;
+    assert_int_equal(sock_resolve_keep("localhost:9000", &a, &why), 0);
+    assert_true(sock_addr_equal(&a, &first));
+    struct sockaddr_any elsewhere = parse_ok("127.0.0.9:9000", false);
+    a = elsewhere;
+    assert_int_equal(sock_resolve_keep("localhost:9000", &a, &why), 0);
+    assert_true(sock_addr_equal(&a, &first));
+    a = elsewhere;
+    assert_int_equal(sock_resolve_keep("127.0.0.1", &a, &why), -1);
+    assert_non_null(why);
+    assert_true(sock_addr_equal(&a, &elsewhere));
+}
+
 static void test_host_name_too_long(void **state)
 {
     (void)state;
@@ -493,6 +518,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_ipv4),
+        cmocka_unit_test(test_names_looked_up_again),
         cmocka_unit_test(test_parse_ipv6_in_brackets),
         cmocka_unit_test(test_bare_ipv6_rejected),
         cmocka_unit_test(test_passive_wildcards),
