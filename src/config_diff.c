@@ -1,6 +1,7 @@
 /*
  * config_diff.c - compares two loaded configurations route by route (routes are matched by name,
- * backends and listen addresses by their resolved address). Pure: reports through a callback.
+ * listen addresses by their resolved address, backends as written and resolved, then a host name
+ * whose address moved, then by resolved address alone). Pure: reports through a callback.
  */
 #include "config_diff.h"
 
@@ -35,30 +36,43 @@ static const struct route_conf *find_route(const struct config *c, const char *n
     return NULL;
 }
 
-static const struct backend_conf *find_backend(const struct route_conf *r,
+/* The backend of r written and resolved exactly like b. */
+static const struct backend_conf *same_backend(const struct route_conf *r,
                                                const struct backend_conf *b)
 {
     for (size_t i = 0; i < r->nbackends; i++)
-        if (sock_addr_equal(&r->backends[i].addr, &b->addr))
+        if (strcmp(r->backends[i].address, b->address) == 0 &&
+            sock_addr_equal(&r->backends[i].addr, &b->addr))
             return &r->backends[i];
     return NULL;
 }
 
 /*
- * The backend of r written like b (same host name) whose address changed: neither address is
- * in the other route (a name now resolving elsewhere, not one of two names for one address).
+ * The backend of r written as the same host name as b (of route rb) but resolved elsewhere, and not
+ * itself unchanged in rb: the name moved. Checked before the address, so a name that moves onto an
+ * address another backend already has, or two names that swap addresses, read as moves.
  */
 static const struct backend_conf *
-find_moved(const struct route_conf *r, const struct route_conf *rb, const struct backend_conf *b)
+moved_backend(const struct route_conf *r, const struct route_conf *rb, const struct backend_conf *b)
 {
     if (!b->named)
         return NULL;
     for (size_t i = 0; i < r->nbackends; i++) {
         const struct backend_conf *x = &r->backends[i];
         if (x->named && strcmp(x->address, b->address) == 0 &&
-            !sock_addr_equal(&x->addr, &b->addr) && !find_backend(rb, x))
+            !sock_addr_equal(&x->addr, &b->addr) && !same_backend(rb, x))
             return x;
     }
+    return NULL;
+}
+
+/* The backend of r at b's address, however it is written (a name or the address itself). */
+static const struct backend_conf *backend_at(const struct route_conf *r,
+                                             const struct backend_conf *b)
+{
+    for (size_t i = 0; i < r->nbackends; i++)
+        if (sock_addr_equal(&r->backends[i].addr, &b->addr))
+            return &r->backends[i];
     return NULL;
 }
 
@@ -91,8 +105,10 @@ static void diff_route(struct diff *d, const struct route_conf *a, const struct 
             say(d, "route %s: listener %s removed", n, a->listens[i].address);
     for (size_t i = 0; i < b->nbackends; i++) {
         const struct backend_conf *nb = &b->backends[i];
-        const struct backend_conf *old = find_backend(a, nb);
-        const struct backend_conf *moved = old ? NULL : find_moved(a, b, nb);
+        const struct backend_conf *old = same_backend(a, nb);
+        const struct backend_conf *moved = old ? NULL : moved_backend(a, b, nb);
+        if (!old && !moved)
+            old = backend_at(a, nb);
         if (moved) {
             char x[SOCK_ADDRSTRLEN], y[SOCK_ADDRSTRLEN];
             say(d, "route %s: backend %s now resolves to %s (was %s)", n, nb->address,
@@ -106,7 +122,8 @@ static void diff_route(struct diff *d, const struct route_conf *a, const struct 
             say(d, "route %s: backend %s weight %u -> %u", n, nb->address, old->weight, nb->weight);
     }
     for (size_t i = 0; i < a->nbackends; i++)
-        if (!find_backend(b, &a->backends[i]) && !find_moved(b, a, &a->backends[i]))
+        if (!same_backend(b, &a->backends[i]) && !moved_backend(b, a, &a->backends[i]) &&
+            !backend_at(b, &a->backends[i]))
             say(d, "route %s: backend %s removed", n, a->backends[i].address);
     dur(d, n, "connect_timeout", a->s.connect_timeout_ms, b->s.connect_timeout_ms);
     dur(d, n, "idle_timeout", a->s.idle_timeout_ms, b->s.idle_timeout_ms);

@@ -282,6 +282,39 @@ static void test_host_name_resolved_elsewhere(void **state)
     config_unref(b);
 }
 
+/* Two names that move at once are two moves; a name that moves onto the address of another
+ * backend is a move too, not an addition, a removal or a weight change of that backend. */
+static void test_host_names_move_and_collide(void **state)
+{
+    (void)state;
+    const char *y = "routes:\n"
+                    "  - name: db\n"
+                    "    listen: 127.0.0.1:7000\n"
+                    "    backends:\n"
+                    "      - localhost:5432\n"
+                    "      - localhost:5433\n"
+                    "      - {address: 127.0.0.7:5433, weight: 3}\n";
+    struct config *a = load(y), *b = load(y);
+    struct sockaddr_any x, z, lit;
+    const char *why;
+    assert_int_equal(sock_addr_parse("127.0.0.5:5432", false, &x, &why), 0);
+    assert_int_equal(sock_addr_parse("127.0.0.6:5432", false, &z, &why), 0);
+    assert_int_equal(sock_addr_parse("127.0.0.7:5433", false, &lit, &why), 0);
+    /* localhost:5432 moves from .5 to .6... */
+    a->routes[0].backends[0].addr = x;
+    b->routes[0].backends[0].addr = z;
+    /* ...and localhost:5433 moves onto the literal backend's address. */
+    b->routes[0].backends[1].addr = lit;
+    struct lines l;
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(config_diff(a, b, collect, &l), 2);
+    expect_line(&l, "backend localhost:5432 now resolves to 127.0.0.6:5432 (was 127.0.0.5:5432)",
+                NULL);
+    expect_line(&l, "backend localhost:5433 now resolves to 127.0.0.7:5433 (was ", NULL);
+    config_unref(a);
+    config_unref(b);
+}
+
 /* Several kinds of change at once: one line each, nothing else. */
 static void test_many_changes_at_once(void **state)
 {
@@ -319,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_workers_change_needs_a_restart),
         cmocka_unit_test(test_process_settings_changed),
         cmocka_unit_test(test_host_name_resolved_elsewhere),
+        cmocka_unit_test(test_host_names_move_and_collide),
         cmocka_unit_test(test_many_changes_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
