@@ -27,6 +27,7 @@
 #include "config_diff.h"
 #include "log.h"
 #include "loop.h"
+#include "resolver.h"
 #include "worker.h"
 
 #define LISTEN_BACKLOG      511
@@ -54,7 +55,10 @@ struct server {
     uint64_t first_event; /* when the current burst of file events began, 0 if none */
     struct loop_timer drain_timer;
     struct loop_timer resolve_timer;
-    char resolve_error[1024]; /* last failed lookup of backend host names, "" if none */
+    struct resolver *resolver; /* started at the first lookup round */
+    struct io resolved;        /* the resolver's eventfd: a round is done */
+    unsigned resolve_gen;      /* generation the round in progress copied */
+    char resolve_error[1024];  /* last failed lookup of backend host names, "" if none */
     bool shutting_down;
     bool reuseport; /* one SO_REUSEPORT socket per worker instead of one shared socket */
 };
@@ -208,6 +212,7 @@ static void warn_no_idle_timeout(const struct config *cfg)
 }
 
 static void arm_resolve(struct server *srv);
+static void on_resolved(struct loop *l, struct io *io, uint32_t ev);
 static void keep_current_addresses(const struct config *cur, struct config *next);
 
 /*
@@ -306,38 +311,16 @@ static void arm_resolve(struct server *srv)
 }
 
 /*
- * Look the backends' host names up again, one by one, on a copy of the running configuration (an
- * edit of the file waits for its reload; listen addresses keep what they resolved to at load),
- * and switch to a new generation if an address moved. A name whose current address is still
- * among the answers keeps it, so DNS answers in rotating order do not churn generations. A name
- * that does not resolve keeps its address; the failures are logged when the set of failing names
- * changes, and once more when none is left. getaddrinfo() blocks this thread only, never a worker.
+ * The backends' host names are looked up again, one by one, on a copy of the running configuration
+ * (an edit of the file waits for its reload; listen addresses keep what they resolved to at load),
+ * by the resolver thread, so a slow or absent DNS server never holds up signals, reloads or worker
+ * exits here. A name whose current address is still among the answers keeps it, so DNS answers in
+ * rotating order do not churn generations. A name that does not resolve keeps its address; the
+ * failures are logged when the set of failing names changes, and once more when none is left.
  */
-static void on_resolve(struct loop *l, struct loop_timer *t)
+static void apply_lookup(struct server *srv, struct config *next, const char *failing,
+                         unsigned names)
 {
-    (void)l;
-    struct server *srv = container_of(t, struct server, resolve_timer);
-    if (srv->shutting_down)
-        return;
-    struct config *cur = srv->cfg;
-    struct config *next = config_dup(cur);
-    char failing[sizeof(srv->resolve_error)] = "";
-    size_t used = 0;
-    unsigned names = 0;
-    for (size_t i = 0; i < next->nroutes; i++) {
-        const struct route_conf *r = &next->routes[i];
-        for (size_t j = 0; j < r->nbackends; j++) {
-            struct backend_conf *b = &r->backends[j];
-            const char *why;
-            names += b->named;
-            if (!b->named || sock_resolve_keep(b->address, &b->addr, &why) == 0)
-                continue;
-            int n = snprintf(failing + used, sizeof(failing) - used, "%sroute %s backend %s (%s)",
-                             used ? ", " : "", r->name, b->address, why);
-            if (n > 0 && (size_t)n < sizeof(failing) - used)
-                used += (size_t)n;
-        }
-    }
     if (strcmp(failing, srv->resolve_error) != 0) {
         if (failing[0])
             log_warn("looking up backend host names: %s; keeping the current addresses", failing);
@@ -345,7 +328,7 @@ static void on_resolve(struct loop *l, struct loop_timer *t)
             log_info("backend host names resolve again");
         snprintf(srv->resolve_error, sizeof(srv->resolve_error), "%s", failing);
     }
-    if (config_diff(cur, next, NULL, NULL) == 0) {
+    if (config_diff(srv->cfg, next, NULL, NULL) == 0) {
         log_debug("looked up %u backend host name%s: no address moved", names,
                   names == 1 ? "" : "s");
         config_unref(next);
@@ -353,6 +336,59 @@ static void on_resolve(struct loop *l, struct loop_timer *t)
         return;
     }
     install(srv, next, "backend address changed");
+}
+
+static void on_resolve(struct loop *l, struct loop_timer *t)
+{
+    struct server *srv = container_of(t, struct server, resolve_timer);
+    if (srv->shutting_down)
+        return;
+    if (!srv->resolver) {
+        srv->resolver = resolver_start();
+        if (srv->resolver) {
+            loop_io_init(&srv->resolved, resolver_fd(srv->resolver), on_resolved);
+            if (loop_io_set(l, &srv->resolved, EPOLLIN) != 0) {
+                resolver_stop(srv->resolver);
+                srv->resolver = NULL;
+            }
+        }
+        if (!srv->resolver) {
+            log_error("cannot start the host name resolver thread (%s): backend host names "
+                      "are looked up only at reloads",
+                      strerror(errno));
+            return;
+        }
+    }
+    struct config *job = config_dup(srv->cfg);
+    if (!resolver_submit(srv->resolver, job)) {
+        config_unref(job); /* the previous round is still waiting on DNS */
+        arm_resolve(srv);
+        return;
+    }
+    srv->resolve_gen = srv->generation;
+}
+
+static void on_resolved(struct loop *l, struct io *io, uint32_t ev)
+{
+    (void)l;
+    (void)ev;
+    struct server *srv = container_of(io, struct server, resolved);
+    char failing[sizeof(srv->resolve_error)];
+    unsigned names = 0;
+    struct config *next = resolver_take(srv->resolver, failing, sizeof(failing), &names);
+    if (!next)
+        return;
+    if (srv->shutting_down) {
+        config_unref(next);
+        return;
+    }
+    if (srv->resolve_gen != srv->generation) {
+        /* A reload switched generations meanwhile: this copy is of a configuration gone by. */
+        config_unref(next);
+        arm_resolve(srv);
+        return;
+    }
+    apply_lookup(srv, next, failing, names);
 }
 
 /*
@@ -581,6 +617,7 @@ static void teardown(struct server *srv)
     free(srv->workers);
     free(srv->shared.workers);
     retire_listeners(srv->lsocks, srv->nlsocks, NULL, 0);
+    resolver_stop(srv->resolver); /* owns the fd behind srv->resolved */
     int fds[] = {srv->sig.fd, srv->exits.fd, srv->inotify.fd};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] != -1)
@@ -597,7 +634,7 @@ int server_run(struct config *cfg)
     srv.cfg = cfg;
     srv.generation = 1;
     cfg->generation = 1;
-    srv.sig.fd = srv.exits.fd = srv.inotify.fd = -1;
+    srv.sig.fd = srv.exits.fd = srv.inotify.fd = srv.resolved.fd = -1;
     srv.loop.epfd = -1;
 
     /* Signals are taken through a signalfd by this thread only: block them in every thread

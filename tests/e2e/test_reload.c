@@ -9,7 +9,8 @@
  * is "no change" and disturbs nothing; a listener whose address stays keeps its very socket even
  * when its route is renamed; with reload.watch false only SIGHUP reloads; and a backend written
  * as a host name follows the name to its new address (every resolve_interval, without an edit),
- * keeps its address while the name does not resolve, and logs each step.
+ * keeps its address while the name does not resolve, and logs each step; and a DNS server that
+ * never answers does not hold up SIGTERM.
  */
 #include "e2e.h"
 #include "reload_support.h"
@@ -906,6 +907,57 @@ static void test_backend_host_name_followed(void **state)
     ferry_stop(f);
 }
 
+/*
+ * The lookups run on a thread of their own: with the name gone from /etc/hosts and the only DNS
+ * server a socket here that reads queries and never answers (glibc waits 5 s per try), ferry still
+ * drains and exits on SIGTERM at once. The query arriving proves a lookup is in flight.
+ */
+static void test_dns_that_never_answers_does_not_hold_sigterm(void **state)
+{
+    (void)state;
+    if (!private_etc_supported())
+        skip(); /* needs a mount namespace of its own (root) to control /etc */
+    int dns = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(dns >= 0);
+    registry_track_fd(dns);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+    inet_pton(AF_INET, "127.0.0.77", &a.sin_addr);
+    if (bind(dns, (struct sockaddr *)&a, sizeof a) == -1)
+        skip(); /* port 53 on 127.0.0.77 taken or not ours to bind */
+    const char *etc = temp_dir();
+    const char *hosts = tfmt("%s/hosts", etc);
+    set_hosts(hosts, "127.0.0.2 slow.ferry.test");
+    write_file(tfmt("%s/nsswitch.conf", etc), "hosts: files dns\n");
+    write_file(tfmt("%s/resolv.conf", etc),
+               "nameserver 127.0.0.77\noptions timeout:5 attempts:2\n");
+    int lport = free_port(AF_INET);
+    struct ferry_opts opts = {.etc_dir = etc};
+    struct ferry *f = ferry_start_opts(tfmt("resolve_interval: 100ms\n"
+                                            "shutdown_timeout: 10s\n"
+                                            "routes:\n"
+                                            "  - name: slow\n"
+                                            "    listen: 127.0.0.1:%d\n"
+                                            "    backends: [slow.ferry.test:9]\n",
+                                            lport),
+                                       &opts);
+    set_hosts(hosts, "# gone");
+    char query[512];
+    ssize_t n = recv_some(dns, query, sizeof query, 3000);
+    if (n <= 0) {
+        ferry_dump(f, "no DNS query");
+        fail_msg("no DNS query arrived after the name left /etc/hosts (%zd)", n);
+    }
+    int64_t t0 = now_ms();
+    ferry_signal(f, SIGTERM);
+    int code = ferry_wait_exit(f, 3000);
+    if (code != 0) {
+        ferry_dump(f, "SIGTERM during a DNS lookup");
+        fail_msg("exit %d after SIGTERM during a DNS lookup, want 0", code);
+    }
+    assert_true(now_ms() - t0 < 3000);
+    assert_int_equal(ferry_count_log(f, " stopped"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -921,6 +973,7 @@ int main(void)
         E2E_TEST(test_unchanged_address_keeps_socket_when_route_renamed),
         E2E_TEST(test_watch_false_only_sighup_reloads),
         E2E_TEST(test_backend_host_name_followed),
+        E2E_TEST(test_dns_that_never_answers_does_not_hold_sigterm),
     };
     return E2E_MAIN(tests);
 }

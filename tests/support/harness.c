@@ -183,12 +183,14 @@ static void write_config(struct ferry *f, const char *yaml)
     assert_int_equal(fclose(fp), 0);
 }
 
-/* In a child: a mount namespace of its own with hosts and nss over the /etc files. */
-static int private_etc(const char *hosts, const char *nss)
+/* In a child: a mount namespace of its own with hosts and nss (and resolv, if not NULL) over the
+ * /etc files. */
+static int private_etc(const char *hosts, const char *nss, const char *resolv)
 {
     if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
         mount(hosts, "/etc/hosts", NULL, MS_BIND, NULL) == -1 ||
-        mount(nss, "/etc/nsswitch.conf", NULL, MS_BIND, NULL) == -1) {
+        mount(nss, "/etc/nsswitch.conf", NULL, MS_BIND, NULL) == -1 ||
+        (resolv != NULL && mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) == -1)) {
         return -1;
     }
     return 0;
@@ -199,7 +201,7 @@ bool private_etc_supported(void)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        _exit(private_etc("/etc/hosts", "/etc/nsswitch.conf") == 0 ? 0 : 1);
+        _exit(private_etc("/etc/hosts", "/etc/nsswitch.conf", "/etc/resolv.conf") == 0 ? 0 : 1);
     }
     int status;
     int64_t deadline = now_ms() + 5000;
@@ -251,11 +253,14 @@ struct ferry *ferry_spawn(const char *yaml, const char *const *args, const struc
     }
     sigset_t none;
     sigemptyset(&none);
-    char hosts[PATH_MAX], nss[PATH_MAX];
+    char hosts[PATH_MAX], nss[PATH_MAX], resolv[PATH_MAX];
     const char *etc = opts != NULL ? opts->etc_dir : NULL;
+    bool own_resolv = false;
     if (etc != NULL) {
         snprintf(hosts, sizeof hosts, "%s/hosts", etc);
         snprintf(nss, sizeof nss, "%s/nsswitch.conf", etc);
+        snprintf(resolv, sizeof resolv, "%s/resolv.conf", etc);
+        own_resolv = access(resolv, R_OK) == 0;
     }
 
     pid_t pid = fork();
@@ -279,7 +284,7 @@ struct ferry *ferry_spawn(const char *yaml, const char *const *args, const struc
         if (rl.rlim_max > 0 && setrlimit(RLIMIT_NOFILE, &rl) == -1) {
             _exit(125);
         }
-        if (etc != NULL && private_etc(hosts, nss) != 0) {
+        if (etc != NULL && private_etc(hosts, nss, own_resolv ? resolv : NULL) != 0) {
             _exit(124);
         }
         execv(argv[0], (char *const *)argv);

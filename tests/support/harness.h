@@ -20,9 +20,9 @@ struct ferry_opts {
     long rlimit_nofile;   /* > 0: soft and hard RLIMIT_NOFILE for ferry */
     int ready_timeout_ms; /* 0: 10 s */
     /* Not NULL: ferry runs in a mount namespace of its own where DIR/hosts and DIR/nsswitch.conf
-     * are bind-mounted over /etc/hosts and /etc/nsswitch.conf, so the test controls (and can
-     * change, by rewriting the file in place) what host names resolve to. Needs
-     * private_etc_supported(). */
+     * (and DIR/resolv.conf, if it exists) are bind-mounted over the files in /etc, so the test
+     * controls (and can change, by rewriting the file in place) what host names resolve to.
+     * Needs private_etc_supported(). */
     const char *etc_dir;
 };
 
