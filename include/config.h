@@ -30,7 +30,8 @@ struct route_settings {
     uint64_t connect_timeout_ms; /* per backend attempt, > 0 */
     uint64_t idle_timeout_ms;    /* 0 = never */
     unsigned connect_attempts;   /* backends tried per client connection, >= 1 */
-    size_t buffer_size;          /* bytes per direction per pair */
+    size_t buffer_size;          /* bytes per direction per pair (ring path) */
+    bool splice;                 /* relay with splice(2) through a pipe per direction */
 };
 
 struct backend_conf {

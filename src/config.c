@@ -409,11 +409,17 @@ static int set_buffer_size(struct pctx *p, yaml_node_t *v, const char *key)
     return 0;
 }
 
+static int set_splice(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    return get_bool(p, v, key, &settings(p)->splice);
+}
+
 static const struct key_entry defaults_keys[] = {
     {"connect_timeout", set_connect_timeout, false},
     {"idle_timeout", set_idle_timeout, false},
     {"connect_attempts", set_connect_attempts, false},
     {"buffer_size", set_buffer_size, false},
+    {"splice", set_splice, false},
 };
 
 static int set_defaults(struct pctx *p, yaml_node_t *v, const char *key)
@@ -609,7 +615,8 @@ static const struct key_entry route_keys[] = {
     {"name", set_route_name, false},           {"listen", set_listen, true},
     {"balance", set_balance, false},           {"connect_timeout", set_connect_timeout, false},
     {"idle_timeout", set_idle_timeout, false}, {"connect_attempts", set_connect_attempts, false},
-    {"buffer_size", set_buffer_size, false},   {"backends", set_backends, true},
+    {"buffer_size", set_buffer_size, false},   {"splice", set_splice, false},
+    {"backends", set_backends, true},
 };
 
 static int check_routes(struct pctx *p, yaml_node_t *seq)
@@ -887,6 +894,8 @@ void config_print(const struct config *c, FILE *out)
                 "  connect_timeout: %s\n  idle_timeout: %s%s\n  connect_attempts: %u\n"
                 "  buffer_size: %s\n",
                 a, b, r->s.idle_timeout_ms ? "" : " (never)", r->s.connect_attempts, d);
+        if (r->s.splice)
+            fprintf(out, "  splice: true (a kernel pipe per direction instead of the rings)\n");
         for (size_t j = 0; j < r->nbackends; j++) {
             char addr[SOCK_ADDRSTRLEN];
             fprintf(out, "  backend: %s weight %u", r->backends[j].address, r->backends[j].weight);

@@ -130,6 +130,9 @@ static void diff_route(struct diff *d, const struct route_conf *a, const struct 
     if (a->s.connect_attempts != b->s.connect_attempts)
         say(d, "route %s: connect_attempts %u -> %u", n, a->s.connect_attempts,
             b->s.connect_attempts);
+    if (a->s.splice != b->s.splice)
+        say(d, "route %s: splice %s -> %s", n, a->s.splice ? "on" : "off",
+            b->s.splice ? "on" : "off");
     if (a->s.buffer_size != b->s.buffer_size) {
         char x[32], y[32];
         config_format_size(a->s.buffer_size, x, sizeof(x));

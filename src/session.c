@@ -12,6 +12,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -114,10 +115,50 @@ static void close_side(struct io *io, bool reset)
     loop_io_forget(io);
 }
 
+/* Bytes read from the source of dir and not yet written to its destination. */
+static size_t pending(const struct session *s, int dir)
+{
+    return s->pipes ? s->pipes->len[dir] : s->ring[dir].len;
+}
+
 /* Was the stream toward this side cut short? (bytes undelivered, or its FIN never sent) */
 static bool cut_short(const struct session *s, int dir)
 {
-    return s->ring[dir].len > 0 || (s->eof[dir] && !s->shut[dir]);
+    return pending(s, dir) > 0 || (s->eof[dir] && !s->shut[dir]);
+}
+
+static void pipes_free(struct session_pipes *p)
+{
+    if (!p)
+        return;
+    for (int d = 0; d < 2; d++) {
+        if (p->rd[d] != -1)
+            close(p->rd[d]);
+        if (p->wr[d] != -1)
+            close(p->wr[d]);
+    }
+    free(p);
+}
+
+/* Two non-blocking pipes, or NULL (out of descriptors or memory: the rings serve instead). */
+static struct session_pipes *pipes_new(void)
+{
+    struct session_pipes *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->rd[0] = p->rd[1] = p->wr[0] = p->wr[1] = -1;
+    for (int d = 0; d < 2; d++) {
+        int fds[2];
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
+            pipes_free(p);
+            return NULL;
+        }
+        p->rd[d] = fds[0];
+        p->wr[d] = fds[1];
+    }
+    int cap = fcntl(p->wr[0], F_GETPIPE_SZ);
+    p->cap = cap > 0 ? (size_t)cap : 4096;
+    return p;
 }
 
 void session_close(struct session *s, enum session_cause cause)
@@ -152,6 +193,8 @@ void session_close(struct session *s, enum session_cause cause)
         s->route->bal.b[s->backend_idx].active--;
     close_side(&s->client, reset_client);
     close_side(&s->backend, reset_backend);
+    pipes_free(s->pipes);
+    s->pipes = NULL;
     for (int d = 0; d < 2; d++) {
         struct ring *r = &s->ring[d];
         if (r->area) {
@@ -190,6 +233,9 @@ static void mark_eof(struct session *s, int dir)
         s->cause = dir == DIR_UP ? CAUSE_CLIENT_FIN : CAUSE_BACKEND_FIN;
 }
 
+static bool relay_done(struct session *s, int dir, bool src_ready, bool dst_ready, bool out);
+static bool relay_splice(struct session *s, int dir);
+
 /*
  * Move bytes in one direction: flush the ring toward dst, read from src while there is room,
  * repeat while either makes progress. src_ready / dst_ready say what epoll reported (or what is
@@ -208,6 +254,8 @@ static bool relay(struct session *s, int dir)
     struct iovec iov[2];
     int round;
 
+    if (s->pipes)
+        return relay_splice(s, dir);
     bool streaming = false; /* the last read filled all the room offered */
     for (round = 0; round < RELAY_ROUNDS; round++) {
         bool progress = false;
@@ -270,16 +318,28 @@ static bool relay(struct session *s, int dir)
         if (!progress)
             break;
     }
+    ring_release(r, s->route->pool);
+    return relay_done(s, dir, src_ready, dst_ready, round == RELAY_ROUNDS);
+}
+
+/*
+ * The end of a relay in one direction: record what is known of both sides, have epoll report the
+ * source again if the rounds ran out with work left, and forward the FIN once nothing is pending.
+ */
+static bool relay_done(struct session *s, int dir, bool src_ready, bool dst_ready, bool out)
+{
+    struct io *src = dir == DIR_UP ? &s->client : &s->backend;
+    struct io *dst = dir == DIR_UP ? &s->backend : &s->client;
+    bool dst_up = dir == DIR_DOWN || s->state == SESSION_RELAYING;
     s->can_read[dir] = src_ready;
     if (dst_up)
         s->can_write[!dir] = dst_ready;
-    if (round == RELAY_ROUNDS && (src_ready || (dst_ready && r->len))) {
+    if (out && (src_ready || (dst_ready && pending(s, dir)))) {
         /* Out of rounds with work left: no new edge will come for bytes already there, so ask
          * epoll to report the side again (a MOD re-queues a ready edge-triggered fd). */
         loop_io_rearm(&s->w->loop, src);
     }
-    ring_release(r, s->route->pool);
-    if (s->eof[dir] && !s->shut[dir] && r->len == 0 && dst_up) {
+    if (s->eof[dir] && !s->shut[dir] && pending(s, dir) == 0 && dst_up) {
         /* Every byte before the FIN is delivered: forward it. If the other direction is already
          * done, the pair closes right after this and close() sends the FIN (dst has nothing
          * unread: its EOF was read), so the shutdown() call is skipped. */
@@ -294,6 +354,72 @@ static bool relay(struct session *s, int dir)
         s->shut[dir] = 1;
     }
     return true;
+}
+
+/*
+ * The same as relay() for a splice route: the bytes go from the source socket into this
+ * direction's pipe and from the pipe to the destination socket without entering user space. A
+ * pipe holds a limited number of buffers whatever their size, so a short or refused splice into
+ * it does not prove the source drained: the source counts as drained only when a splice into an
+ * empty pipe would block, and the end of the stream only when a splice returns 0.
+ */
+static bool relay_splice(struct session *s, int dir)
+{
+    struct io *src = dir == DIR_UP ? &s->client : &s->backend;
+    struct io *dst = dir == DIR_UP ? &s->backend : &s->client;
+    struct session_pipes *p = s->pipes;
+    size_t cap = p->cap;
+    bool dst_up = dir == DIR_DOWN || s->state == SESSION_RELAYING;
+    bool src_ready = s->can_read[dir], dst_ready = dst_up && s->can_write[!dir];
+    int round;
+    for (round = 0; round < RELAY_ROUNDS; round++) {
+        bool progress = false;
+        if (p->len[dir] && dst_ready) {
+            ssize_t n = splice(p->rd[dir], NULL, dst->fd, NULL, p->len[dir],
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n == -1) {
+                if (errno != EAGAIN && errno != EINTR) {
+                    log_debug("splice to %s: %s", is_client(s, dst) ? "client" : "backend",
+                              strerror(errno));
+                    session_close(s, reset_cause(s, dst));
+                    return false;
+                }
+                dst_ready = false;
+            } else {
+                if ((size_t)n < p->len[dir])
+                    dst_ready = false;
+                p->len[dir] -= (size_t)n;
+                s->bytes[dir] += (uint64_t)n;
+                s->last_active_ms = s->w->loop.now;
+                progress = n > 0;
+            }
+        }
+        if (src_ready && !s->eof[dir] && p->len[dir] < cap) {
+            ssize_t n = splice(src->fd, NULL, p->wr[dir], NULL, cap - p->len[dir],
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                p->len[dir] += (size_t)n;
+                s->last_active_ms = s->w->loop.now;
+                progress = true;
+            } else if (n == 0) {
+                mark_eof(s, dir);
+                progress = true;
+            } else if (errno == EAGAIN || errno == EINTR) {
+                /* Either the socket is drained or the pipe is out of buffers: only an empty
+                 * pipe tells them apart. A full pipe is retried after the next flush. */
+                if (p->len[dir] == 0)
+                    src_ready = false;
+            } else {
+                log_debug("splice from %s: %s", is_client(s, src) ? "client" : "backend",
+                          strerror(errno));
+                session_close(s, reset_cause(s, src));
+                return false;
+            }
+        }
+        if (!progress)
+            break;
+    }
+    return relay_done(s, dir, src_ready, dst_ready, round == RELAY_ROUNDS);
 }
 
 /* After any event: close once both directions are done. */
@@ -488,6 +614,12 @@ void session_start(struct worker *w, struct route_rt *route, int fd,
     size_t bsize = route->conf->s.buffer_size;
     ring_init(&s->ring[DIR_UP], bsize);
     ring_init(&s->ring[DIR_DOWN], bsize);
+    if (route->conf->s.splice) {
+        s->pipes = pipes_new();
+        if (!s->pipes)
+            log_debug("route %s: no pipes for splice (%s): relaying through the rings",
+                      route->conf->name, strerror(errno));
+    }
     s->state = SESSION_CONNECTING;
     s->backend_idx = -1;
     loop_timer_init(&s->timer, on_timer);

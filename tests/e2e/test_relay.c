@@ -2,8 +2,13 @@
  * End-to-end: the relay itself. Bytes pass through ferry unchanged, in order and full duplex
  * (echo, a server that speaks first, 64 MiB each way and both ways at once, compared by SHA-256);
  * half-close works in each direction, also when the FIN arrives behind data that ferry still
- * buffers; a reset on one side becomes a reset on the other; an IPv6 listener works.
+ * buffers; a reset on one side becomes a reset on the other; an IPv6 listener works. Built a
+ * second time with FERRY_E2E_SPLICE (e2e.test_relay_splice), every route relays with splice(2)
+ * through a pipe per direction, and all of the above holds the same.
  */
+#include <dirent.h>
+#include <unistd.h>
+
 #include "e2e.h"
 
 #define BIG (64u * MIB)
@@ -12,11 +17,10 @@
 static struct ferry *start_relay(int backend_port, const char *route_extra, int *listen_port)
 {
     *listen_port = free_port(AF_INET);
-    return ferry_start(tfmt("routes:\n"
-                            "  - name: r\n"
-                            "    listen: 127.0.0.1:%d\n"
-                            "%s"
-                            "    backends: [127.0.0.1:%d]\n",
+    return ferry_start(tfmt(E2E_ROUTES "  - name: r\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "%s"
+                                       "    backends: [127.0.0.1:%d]\n",
                             *listen_port, route_extra, backend_port));
 }
 
@@ -317,10 +321,9 @@ static void test_ipv6_listener(void **state)
     }
     struct backend *b = backend_start(AF_INET6, BACKEND_ECHO);
     int lport = free_port(AF_INET6);
-    struct ferry *f = ferry_start(tfmt("routes:\n"
-                                       "  - name: v6\n"
-                                       "    listen: \"[::1]:%d\"\n"
-                                       "    backends: [\"[::1]:%d\"]\n",
+    struct ferry *f = ferry_start(tfmt(E2E_ROUTES "  - name: v6\n"
+                                                  "    listen: \"[::1]:%d\"\n"
+                                                  "    backends: [\"[::1]:%d\"]\n",
                                        lport, backend_port(b)));
     int c = tcp_connect(AF_INET6, lport, NET_TIMEOUT_MS);
     assert_ok(c, "connect to [::1]");
@@ -328,6 +331,52 @@ static void test_ipv6_listener(void **state)
     recv_expect(c, "over ipv6");
     assert_int_equal(backend_accepted(b), 1);
     close_fd(c);
+    ferry_stop(f);
+}
+
+/* How many of ferry's open fds are pipes. */
+static int pipe_fds(pid_t pid)
+{
+    char dir[64], path[320], target[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    for (int i = 0; i < 100000 && (e = readdir(d)) != NULL; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strncmp(target, "pipe:", 5) == 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* The variant really is the one it claims: a spliced pair holds two pipes (four fds), a ringed
+ * pair none, and they are closed with the pair. */
+static void test_pipes_only_when_splicing(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport;
+    struct ferry *f = start_relay(backend_port(b), "", &lport);
+    pid_t pid = ferry_pid(f);
+    int before = pipe_fds(pid);
+    int c = connect_ok(lport);
+    send_str(c, "ping");
+    recv_expect(c, "ping");
+#ifdef FERRY_E2E_SPLICE
+    assert_int_equal(pipe_fds(pid), before + 4);
+#else
+    assert_int_equal(pipe_fds(pid), before);
+#endif
+    close_fd(c);
+    assert_true(backend_wait_active(b, 0, NET_TIMEOUT_MS));
+    assert_true(ferry_wait_log(f, "cause=client_fin", NET_TIMEOUT_MS));
+    assert_int_equal(pipe_fds(pid), before);
     ferry_stop(f);
 }
 
@@ -346,6 +395,7 @@ int main(void)
         E2E_TEST(test_client_reset_resets_backend),
         E2E_TEST(test_reset_while_streaming_keeps_ferry_alive),
         E2E_TEST(test_ipv6_listener),
+        E2E_TEST(test_pipes_only_when_splicing),
     };
     return E2E_MAIN(tests);
 }

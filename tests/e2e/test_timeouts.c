@@ -19,11 +19,10 @@ static void open_pair(struct pair *p, const char *route_extra)
     int bport, lport = free_port(AF_INET);
     int lfd = listen_loopback(AF_INET, 16, 0, &bport);
     assert_ok(lfd, "backend listen");
-    p->ferry = ferry_start(tfmt("routes:\n"
-                                "  - name: t\n"
-                                "    listen: 127.0.0.1:%d\n"
-                                "%s"
-                                "    backends: [127.0.0.1:%d]\n",
+    p->ferry = ferry_start(tfmt(E2E_ROUTES "  - name: t\n"
+                                           "    listen: 127.0.0.1:%d\n"
+                                           "%s"
+                                           "    backends: [127.0.0.1:%d]\n",
                                 lport, route_extra, bport));
     p->client = connect_ok(lport);
     assert_ok(local_addr_str(p->client, p->client_addr, sizeof p->client_addr), "getsockname");
@@ -72,11 +71,10 @@ static void test_idle_timeout_rearmed_by_traffic(void **state)
     (void)state;
     struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
     int lport = free_port(AF_INET);
-    struct ferry *f = ferry_start(tfmt("routes:\n"
-                                       "  - name: t\n"
-                                       "    listen: 127.0.0.1:%d\n"
-                                       "    idle_timeout: 300ms\n"
-                                       "    backends: [127.0.0.1:%d]\n",
+    struct ferry *f = ferry_start(tfmt(E2E_ROUTES "  - name: t\n"
+                                                  "    listen: 127.0.0.1:%d\n"
+                                                  "    idle_timeout: 300ms\n"
+                                                  "    backends: [127.0.0.1:%d]\n",
                                        lport, backend_port(b)));
     int c = connect_ok(lport);
     /* 12 exchanges 100 ms apart: the pair lives 4 idle timeouts but is never idle for one. */
@@ -143,12 +141,11 @@ static void test_connect_timeout_closes_client(void **state)
     (void)state;
     int hole = black_hole_port();
     int lport = free_port(AF_INET);
-    struct ferry *f = ferry_start(tfmt("routes:\n"
-                                       "  - name: hole\n"
-                                       "    listen: 127.0.0.1:%d\n"
-                                       "    connect_timeout: 200ms\n"
-                                       "    connect_attempts: 1\n"
-                                       "    backends: [127.0.0.1:%d]\n",
+    struct ferry *f = ferry_start(tfmt(E2E_ROUTES "  - name: hole\n"
+                                                  "    listen: 127.0.0.1:%d\n"
+                                                  "    connect_timeout: 200ms\n"
+                                                  "    connect_attempts: 1\n"
+                                                  "    backends: [127.0.0.1:%d]\n",
                                        lport, hole));
     int c = connect_ok(lport);
     int64_t t0 = now_ms();
@@ -169,12 +166,11 @@ static void test_connect_timeout_then_next_backend(void **state)
     int hole = black_hole_port();
     struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
     int lport = free_port(AF_INET);
-    struct ferry *f = ferry_start(tfmt("routes:\n"
-                                       "  - name: hole\n"
-                                       "    listen: 127.0.0.1:%d\n"
-                                       "    connect_timeout: 200ms\n"
-                                       "    connect_attempts: 2\n"
-                                       "    backends: [127.0.0.1:%d, 127.0.0.1:%d]\n",
+    struct ferry *f = ferry_start(tfmt(E2E_ROUTES "  - name: hole\n"
+                                                  "    listen: 127.0.0.1:%d\n"
+                                                  "    connect_timeout: 200ms\n"
+                                                  "    connect_attempts: 2\n"
+                                                  "    backends: [127.0.0.1:%d, 127.0.0.1:%d]\n",
                                        lport, hole, backend_port(b)));
     /* Two connections: whichever backend the balancer tries first, both must be served. */
     for (int i = 0; i < 2; i++) {

@@ -30,6 +30,16 @@
 
 #define E2E_TEST(fn) cmocka_unit_test_teardown(fn, e2e_teardown)
 
+/*
+ * The start of a configuration for files that run twice (see tests/e2e/CMakeLists.txt): once as
+ * written, once built with FERRY_E2E_SPLICE, where every route relays with splice(2).
+ */
+#ifdef FERRY_E2E_SPLICE
+#define E2E_ROUTES "defaults: {splice: true}\nroutes:\n"
+#else
+#define E2E_ROUTES "routes:\n"
+#endif
+
 #define E2E_MAIN(tests) cmocka_run_group_tests(tests, e2e_group_setup, NULL)
 
 /* Hands a malloc'd string to the teardown, so a failing assertion does not leak it. */

@@ -265,6 +265,7 @@ static void test_defaults_inherited_and_overridden(void **state)
                             "  connect_timeout: 1500ms\n"
                             "  idle_timeout: 0\n"
                             "  buffer_size: 4096\n"
+                            "  splice: true\n"
                             "routes:\n"
                             "  - name: inherits\n"
                             "    listen: 127.0.0.1:8080\n"
@@ -275,6 +276,7 @@ static void test_defaults_inherited_and_overridden(void **state)
                             "    idle_timeout: 2m\n"
                             "    connect_attempts: 1\n"
                             "    buffer_size: 1MiB\n"
+                            "    splice: false\n"
                             "    backends: [127.0.0.1:9000]\n");
     assert_int_equal(c->nroutes, 2);
     const struct route_conf *a = &c->routes[0], *b = &c->routes[1];
@@ -283,11 +285,13 @@ static void test_defaults_inherited_and_overridden(void **state)
     assert_int_equal(a->s.idle_timeout_ms, 0);  /* 0 = never */
     assert_int_equal(a->s.connect_attempts, 3); /* not in defaults: the built-in value */
     assert_int_equal(a->s.buffer_size, 4096);
+    assert_true(a->s.splice);
     assert_string_equal(b->name, "overrides");
     assert_int_equal(b->s.connect_timeout_ms, 3000);
     assert_int_equal(b->s.idle_timeout_ms, 120000);
     assert_int_equal(b->s.connect_attempts, 1);
     assert_int_equal(b->s.buffer_size, 1024 * 1024);
+    assert_false(b->s.splice);
     /* An override in one route does not leak into the defaults. */
     assert_int_equal(c->defaults.connect_timeout_ms, 1500);
     assert_int_equal(c->defaults.buffer_size, 4096);
@@ -891,6 +895,8 @@ static void test_bad_log_settings(void **state)
     expect_error("log:\n  access: 1\nroutes:\n" ROUTE_WEB, 2, 11, "'access' must be true or false");
     expect_error("reload:\n  watch: 2\nroutes:\n" ROUTE_WEB, 2, 10,
                  "'watch' must be true or false");
+    expect_error("defaults:\n  splice: zero-copy\nroutes:\n" ROUTE_WEB, 2, 11,
+                 "'splice' must be true or false, got 'zero-copy'");
 }
 
 static void test_bad_route_names(void **state)
