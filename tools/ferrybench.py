@@ -8,6 +8,7 @@ One run starts every subject once and interleaves the timed workloads in rounds
   haproxy   HAProxy `mode tcp`            (--workers N: nbthread N)
   nginx     nginx `stream` module         (--workers N: worker_processes N)
   ferry     ferry (--ferry PATH)          (--workers N: `workers: N`)
+  ferry-splice  the same ferry with `defaults: {splice: true}` (splice(2) through pipes)
 
 Workloads (everything on 127.0.0.0/8):
   tput1 / tput1r   iperf3, 1 stream, client->server / server->client (-R)
@@ -52,8 +53,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
-SUBJECTS = ["direct", "haproxy", "nginx", "ferry"]
-PROXIES = ["haproxy", "nginx", "ferry"]
+SUBJECTS = ["direct", "haproxy", "nginx", "ferry", "ferry-splice"]
+PROXIES = ["haproxy", "nginx", "ferry", "ferry-splice"]
 TIMED = ["tput1", "tput1r", "tput8", "tput8r", "rps", "cps"]
 WORKLOADS = ["idle"] + TIMED + ["active", "integrity"]
 ROUTES = ["iperf", "http", "echo", "integ"]
@@ -735,15 +736,16 @@ defaults
                             f"proxy_pass 127.0.0.1:{bp[r]}; }}\n")
                 f.write("}\n")
             argv = ["nginx", "-p", w, "-c", conf, "-e", f"{w}/proxy-nginx.err"]
-        elif s == "ferry":
+        elif s in ("ferry", "ferry-splice"):
             # a directory of its own: ferry watches the config's directory
-            os.makedirs(os.path.join(w, "ferry-conf"), exist_ok=True)
-            conf = os.path.join(w, "ferry-conf", "ferry.yaml")
+            os.makedirs(os.path.join(w, f"{s}-conf"), exist_ok=True)
+            conf = os.path.join(w, f"{s}-conf", "ferry.yaml")
+            splice = ", splice: true" if s == "ferry-splice" else ""
             with open(conf, "w") as f:
                 f.write(f"workers: {n}\nshutdown_timeout: 2s\n"
                         f"log: {{level: {self.args.ferry_log_level}, format: text, "
                         f"access: {'true' if self.args.ferry_access_log else 'false'}}}\n"
-                        "defaults: {connect_timeout: 5s, idle_timeout: 300s}\nroutes:\n")
+                        f"defaults: {{connect_timeout: 5s, idle_timeout: 300s{splice}}}\nroutes:\n")
                 for r in ROUTES:
                     f.write(f"  - name: {r}\n    listen: 127.0.0.1:{fp[r]}\n"
                             f"    backends:\n      - 127.0.0.1:{bp[r]}\n")
@@ -753,7 +755,7 @@ defaults
         with open(logp, "a") as f:
             f.write(f"--- start {datetime.datetime.utcnow().isoformat()}Z\n")
         env = None
-        if s == "ferry" and self.args.ferry_env:
+        if s.startswith("ferry") and self.args.ferry_env:
             env = dict(os.environ)
             for kv in self.args.ferry_env:
                 k, _, v = kv.partition("=")
@@ -1409,6 +1411,41 @@ def targets(S, workloads):
     return rows
 
 
+def splice_rows(S, workloads):
+    """ferry-splice against ferry's ring path: the issue makes splice worth having only if it
+    cuts CPU per GB by a third or more on bulk transfers (and it must not lose throughput)."""
+    f, s = S.get("ferry", {}), S.get("ferry-splice", {})
+    rows = []
+    for w, name in (("tput1", "1 stream"), ("tput1r", "1 stream -R"), ("tput8", "8 streams"),
+                    ("tput8r", "8 streams -R")):
+        if w not in workloads:
+            continue
+        for key, label, op, bound, nd in ((w, f"{name} Gbit/s", ">=", 1.00, 2),
+                                          (w + "_cpu", f"{name} CPU s/GB", "<=", 0.67, 3)):
+            a, b = s.get(key), f.get(key)
+            sa, fb = s.get("_rounds", {}).get(key, {}), f.get("_rounds", {}).get(key, {})
+            pairs = [sa[k] / fb[k] for k in sa if k in fb and fb[k]]
+            r = statistics.median(pairs) if pairs else (a / b if a is not None and b else None)
+            spread = f"{min(pairs):.2f}-{max(pairs):.2f}" if len(pairs) > 1 else "-"
+            ok = None if r is None else (r >= bound if op == ">=" else r <= bound)
+            rows.append((label, fmt(a, nd), fmt(b, nd), r, f"{op} {bound:.2f}x", ok, spread))
+    if "integrity" in workloads and s:
+        v = s.get("integrity_ok")
+        rows.append(("integrity (SHA-256)", "ok" if v else ("-" if v is None else "FAIL"),
+                     "ok" if f.get("integrity_ok") else "-", None, "every byte intact", v))
+    return rows
+
+
+def print_splice(rows):
+    print("\n### ferry splice vs ferry rings (`splice: true`, one route option)\n")
+    print("| workload | splice | rings | ratio | per-round ratios | target | result |")
+    print("|---|---|---|---|---|---|---|")
+    for label, a, b, r, t, ok, *rest in rows:
+        spread = rest[0] if rest else "-"
+        res = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+        print(f"| {label} | {a} | {b} | {'-' if r is None else f'{r:.2f}x'} | {spread} | {t} | {res} |")
+
+
 def print_targets(rows, args):
     tag = "one worker each" if args.workers == 1 else f"{args.workers} workers / nbthread {args.workers}"
     print(f"\n### ferry vs HAProxy ({tag})\n")
@@ -1570,7 +1607,7 @@ def main():
             ap.error(f"unknown workload {w!r} (choose from {','.join(WORKLOADS)})")
     subjects = [s for s in SUBJECTS if s in subjects]
     workloads = [w for w in WORKLOADS if w in workloads]
-    if "ferry" in subjects:
+    if "ferry" in subjects or "ferry-splice" in subjects:
         args.ferry = os.path.abspath(args.ferry)
         if not os.access(args.ferry, os.X_OK):
             sys.exit(f"ferrybench: no ferry binary at {args.ferry} (build it, pass --ferry PATH, "
@@ -1690,8 +1727,8 @@ def main():
             notes.append(f"{s} was not running at the end (status {st['status']})")
         elif st and not st["stopped_within_5s"]:
             notes.append(f"{s} did not stop within 5s of SIGTERM")
-        elif st and s == "ferry" and st["status"] != 0:
-            notes.append(f"ferry exited with status {st['status']} after SIGTERM (expected 0)")
+        elif st and s.startswith("ferry") and st["status"] != 0:
+            notes.append(f"{s} exited with status {st['status']} after SIGTERM (expected 0)")
         if s in setup.logs:
             for line, n in summarize_log(setup.logs[s]):
                 notes.append(f"{s} log x{n}: {line}")
@@ -1747,6 +1784,8 @@ def report(meta, raw, notes):
     print_table(S, subjects, workloads, args)
     if rows:
         print_targets(rows, args)
+    if "ferry" in subjects and "ferry-splice" in subjects:
+        print_splice(splice_rows(S, workloads))
     if notes:
         print("\n### notes\n")
         for n in notes[:60]:
