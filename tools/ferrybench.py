@@ -1412,8 +1412,8 @@ def targets(S, workloads):
 
 
 def splice_rows(S, workloads):
-    """ferry-splice against ferry's ring path: the issue makes splice worth having only if it
-    cuts CPU per GB by a third or more on bulk transfers (and it must not lose throughput)."""
+    """ferry-splice against ferry's ring path: splice is worth having only if it cuts CPU per GB
+    by a third or more on bulk transfers (and it must not lose throughput)."""
     f, s = S.get("ferry", {}), S.get("ferry-splice", {})
     rows = []
     for w, name in (("tput1", "1 stream"), ("tput1r", "1 stream -R"), ("tput8", "8 streams"),
@@ -1459,7 +1459,7 @@ def print_targets(rows, args):
     print("\nratio = median over rounds of ferry/HAProxy, both measured within the same round; "
           "figures = medians")
     if args.workers != 1:
-        print("\n(issue 5 sets the targets for one worker each; with more workers they are shown for comparison)")
+        print("\n(the targets are set for one worker each; with more workers they are shown for comparison)")
 
 
 def versions(args):
