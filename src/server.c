@@ -186,6 +186,15 @@ static void log_diff_line(void *arg, const char *line)
     log_info("reload: %s", line);
 }
 
+/* File descriptors one pair may hold: its two sockets, and two pipes on a splice route. */
+static unsigned fds_per_pair(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (cfg->routes[i].s.splice)
+            return 6;
+    return 2;
+}
+
 static void apply_process_settings(struct server *srv, const struct config *cfg)
 {
     log_setup(cfg->log_level, cfg->log_format);
@@ -193,9 +202,9 @@ static void apply_process_settings(struct server *srv, const struct config *cfg)
     if (!max) {
         struct rlimit rl;
         getrlimit(RLIMIT_NOFILE, &rl);
-        /* Two fds per pair; keep some for listeners, workers and the control thread. */
+        /* Keep some fds for listeners, workers and the control thread. */
         long reserve = 32 + 4 * (long)srv->nworkers + (long)srv->nlsocks;
-        long avail = ((long)rl.rlim_cur - reserve) / 2;
+        long avail = ((long)rl.rlim_cur - reserve) / (long)fds_per_pair(cfg);
         max = avail < 1 ? 1 : (unsigned)avail;
     }
     atomic_store(&srv->shared.max_connections, max);
@@ -685,11 +694,13 @@ int server_run(struct config *cfg)
     if (cfg->max_connections) {
         struct rlimit rl;
         getrlimit(RLIMIT_NOFILE, &rl);
-        if ((rlim_t)cfg->max_connections * 2 + 64 > rl.rlim_cur)
-            log_warn("max_connections %u needs about %u file descriptors but the limit is %llu: "
-                     "accepting will pause when they run out",
-                     cfg->max_connections, cfg->max_connections * 2 + 64,
-                     (unsigned long long)rl.rlim_cur);
+        unsigned per = fds_per_pair(cfg);
+        if ((rlim_t)cfg->max_connections * per + 64 > rl.rlim_cur)
+            log_warn("max_connections %u needs about %u file descriptors%s but the limit is %llu: "
+                     "accepting will pause when they run out%s",
+                     cfg->max_connections, cfg->max_connections * per + 64,
+                     per > 2 ? " (6 per spliced pair)" : "", (unsigned long long)rl.rlim_cur,
+                     per > 2 ? ", and pairs beyond it relay through the rings" : "");
     }
     for (unsigned i = 0; i < srv.nworkers; i++) {
         srv.shared.workers[i] = &srv.workers[i];

@@ -574,6 +574,15 @@ static void connect_next(struct session *s)
         s->backend_idx = (int32_t)idx;
         const struct backend_conf *b = rt->bal.b[idx].conf;
         int fd = sock_connect(&b->addr);
+        if ((fd == -EMFILE || fd == -ENFILE) && s->pipes && s->pipes->len[DIR_UP] == 0 &&
+            s->pipes->len[DIR_DOWN] == 0) {
+            /* The backend socket matters more than the pipes: give them up for the rings. */
+            log_debug("route %s: out of file descriptors: relaying through the rings",
+                      rt->conf->name);
+            pipes_free(s->pipes);
+            s->pipes = NULL;
+            fd = sock_connect(&b->addr);
+        }
         if (fd < 0) {
             int err = -fd;
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {

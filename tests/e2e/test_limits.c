@@ -6,6 +6,9 @@
  */
 #include "e2e.h"
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <poll.h>
 
 /* A client connected through ferry to a backend the test drives itself. */
@@ -320,6 +323,84 @@ static void test_low_nofile_no_spin_and_recovery(void **state)
     ferry_stop(f);
 }
 
+/* How many of the process's open fds are pipes. */
+static int count_pipes(pid_t pid)
+{
+    char dir[64], path[320], target[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    for (int i = 0; i < 100000 && (e = readdir(d)) != NULL; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strncmp(target, "pipe:", 5) == 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/*
+ * A splice route whose pairs cannot all get pipes. A pair takes its pipes as it is accepted and
+ * its backend socket after; when that socket finds no descriptor left, the pair gives its pipes
+ * up and relays through the rings. The limit is set so that three pairs splice, the fourth gets
+ * its pipes but then needs them back for its socket, and a fifth fits on the rings: all five are
+ * served, none is reset, and every descriptor is given back when the clients leave.
+ */
+static void test_splice_out_of_fds_falls_back_to_rings(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    const char *yaml = tfmt("max_connections: 100\n"
+                            "routes:\n"
+                            "  - name: bulk\n"
+                            "    listen: 127.0.0.1:%d\n"
+                            "    splice: true\n"
+                            "    backends: [127.0.0.1:%d]\n",
+                            lport, backend_port(b));
+    /* The descriptors ferry holds of its own, counted on a first run without a limit. */
+    struct ferry *f = ferry_start(yaml);
+    int base = proc_fd_count(ferry_pid(f));
+    ferry_stop(f);
+    assert_true(base > 3);
+    enum { SPLICED = 3, N = 5 };
+    struct ferry_opts opts = {.rlimit_nofile = base + 6 * SPLICED + 5};
+    f = ferry_start_opts(yaml, &opts);
+    pid_t pid = ferry_pid(f);
+    assert_int_equal(proc_fd_count(pid), base);
+    int base_pipes = count_pipes(pid);
+    int n = N, spliced = SPLICED;
+    int fds[12];
+    char msg[32];
+    for (int i = 0; i < n; i++) {
+        fds[i] = connect_ok(lport);
+        snprintf(msg, sizeof msg, "pair %d", i);
+        send_str(fds[i], msg);
+        recv_expect(fds[i], msg);
+    }
+    int pipes = count_pipes(pid) - base_pipes;
+    print_message("RLIMIT_NOFILE=%ld, %d fds at start: %d pairs, %d pipe fds\n", opts.rlimit_nofile,
+                  base, n, pipes);
+    assert_int_equal(pipes, 4 * spliced);
+    for (int i = 0; i < n; i++) {
+        send_str(fds[i], "again");
+        recv_expect(fds[i], "again");
+    }
+    assert_int_equal(ferry_count_log(f, "cause=client_reset"), 0);
+    assert_int_equal(ferry_count_log(f, "cause=local_error"), 0);
+    for (int i = 0; i < n; i++)
+        close_fd(fds[i]);
+    assert_true(backend_wait_active(b, 0, NET_TIMEOUT_MS));
+    assert_true(ferry_wait_log_count(f, "cause=client_fin", n, NET_TIMEOUT_MS));
+    assert_int_equal(proc_fd_count(pid), base);
+    ferry_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +409,7 @@ int main(void)
         E2E_TEST(test_thousand_concurrent_connections),
         E2E_TEST(test_max_connections_queues_clients),
         E2E_TEST(test_low_nofile_no_spin_and_recovery),
+        E2E_TEST(test_splice_out_of_fds_falls_back_to_rings),
     };
     return E2E_MAIN(tests);
 }
