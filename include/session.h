@@ -79,6 +79,7 @@ struct session {
     uint8_t can_read[2];         /* per side (client 0, backend 1): not known to be drained */
     uint8_t can_write[2];        /* per side: not known to be full */
     uint8_t rdhup[2];            /* per side: the peer's FIN was signalled (read until 0) */
+    uint8_t urg[2];              /* per side: urgent data was signalled (EPOLLPRI) */
     uint8_t attempts;            /* backend connects started */
     int32_t backend_idx;         /* in route->bal, -1 before the first attempt */
     uint64_t tried;              /* balancer_bit() of every backend attempted */

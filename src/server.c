@@ -697,10 +697,9 @@ int server_run(struct config *cfg)
         unsigned per = fds_per_pair(cfg);
         if ((rlim_t)cfg->max_connections * per + 64 > rl.rlim_cur)
             log_warn("max_connections %u needs about %u file descriptors%s but the limit is %llu: "
-                     "accepting will pause when they run out%s",
+                     "accepting will pause when they run out",
                      cfg->max_connections, cfg->max_connections * per + 64,
-                     per > 2 ? " (6 per spliced pair)" : "", (unsigned long long)rl.rlim_cur,
-                     per > 2 ? ", and pairs beyond it relay through the rings" : "");
+                     per > 2 ? " (6 per spliced pair)" : "", (unsigned long long)rl.rlim_cur);
     }
     for (unsigned i = 0; i < srv.nworkers; i++) {
         srv.shared.workers[i] = &srv.workers[i];

@@ -13,8 +13,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -215,7 +217,7 @@ void session_close(struct session *s, enum session_cause cause)
  * epoll_ctl after its two registrations. Reading a side is still skipped while the ring toward
  * the other side is full, and writing while nothing waits; an edge arrives whenever a drained
  * socket gets data or a full one gets room. */
-#define SIDE_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+#define SIDE_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET)
 
 static int watch(struct session *s, struct io *io)
 {
@@ -296,10 +298,13 @@ static bool relay(struct session *s, int dir)
                 /* A short read means "drained". If the peer's FIN had already arrived when
                  * the read began, nothing can follow the bytes just read: that is the end of
                  * the stream, without a read() that returns 0. Otherwise, after a full read, a
-                 * sender streaming on another core has often refilled the socket: read on. */
-                if ((size_t)n < room && rdhup)
+                 * sender streaming on another core has often refilled the socket: read on.
+                 * Not while urgent data is signalled: a read stops short at the urgent mark
+                 * with more queued behind it, so only EAGAIN or 0 tells. */
+                bool urgent = s->urg[dir];
+                if ((size_t)n < room && rdhup && !urgent)
                     mark_eof(s, dir);
-                else if ((size_t)n < room && !streaming)
+                else if ((size_t)n < room && !streaming && !urgent)
                     src_ready = false;
                 streaming = (size_t)n == room;
                 progress = true;
@@ -308,6 +313,7 @@ static bool relay(struct session *s, int dir)
                 progress = true;
             } else if (errno == EAGAIN || errno == EINTR) {
                 src_ready = false;
+                s->urg[dir] = 0; /* drained past any mark; a new one brings EPOLLPRI again */
             } else {
                 log_debug("read from %s: %s", is_client(s, src) ? "client" : "backend",
                           strerror(errno));
@@ -356,6 +362,61 @@ static bool relay_done(struct session *s, int dir, bool src_ready, bool dst_read
     return true;
 }
 
+/* A failed splice: the peer's doing (reset, gone) resets the other side; anything else (out of
+ * memory for pipe buffers, say) is ferry's own failure. */
+static enum session_cause splice_cause(const struct session *s, const struct io *io, int err)
+{
+    switch (err) {
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EPIPE:
+    case ETIMEDOUT:
+    case ENOTCONN:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+        return reset_cause(s, io);
+    default:
+        return CAUSE_LOCAL_ERROR;
+    }
+}
+
+/*
+ * A splice out of a TCP socket stops at urgent data and reports EAGAIN although bytes are still
+ * queued, and keeps doing so: only a read() moves past the mark (dropping the urgent byte, as the
+ * ring path's reads do). Called when a splice into an empty pipe would block on a side that
+ * signalled urgent data: if the socket is at the mark, read what follows into the pipe. Returns 1
+ * if that made progress, 0 if the socket is simply drained, -1 if the session closed.
+ */
+static int past_urgent_mark(struct session *s, int dir)
+{
+    struct io *src = dir == DIR_UP ? &s->client : &s->backend;
+    struct session_pipes *p = s->pipes;
+    int at_mark = 0;
+    if (ioctl(src->fd, SIOCATMARK, &at_mark) == -1 || !at_mark) {
+        s->urg[dir] = 0; /* the mark is behind us (or not yet here: EPOLLPRI will say) */
+        return 0;
+    }
+    char buf[PIPE_BUF]; /* one write of at most PIPE_BUF bytes fills an empty pipe whole */
+    ssize_t n = read(src->fd, buf, sizeof(buf));
+    if (n > 0) {
+        if (write(p->wr[dir], buf, (size_t)n) != n) {
+            session_close(s, CAUSE_LOCAL_ERROR);
+            return -1;
+        }
+        p->len[dir] += (size_t)n;
+        s->last_active_ms = s->w->loop.now;
+        return 1;
+    }
+    if (n == 0) {
+        mark_eof(s, dir);
+        return 1;
+    }
+    if (errno == EAGAIN || errno == EINTR)
+        return 0;
+    session_close(s, reset_cause(s, src));
+    return -1;
+}
+
 /*
  * The same as relay() for a splice route: the bytes go from the source socket into this
  * direction's pipe and from the pipe to the destination socket without entering user space. A
@@ -381,7 +442,7 @@ static bool relay_splice(struct session *s, int dir)
                 if (errno != EAGAIN && errno != EINTR) {
                     log_debug("splice to %s: %s", is_client(s, dst) ? "client" : "backend",
                               strerror(errno));
-                    session_close(s, reset_cause(s, dst));
+                    session_close(s, splice_cause(s, dst, errno));
                     return false;
                 }
                 dst_ready = false;
@@ -407,12 +468,19 @@ static bool relay_splice(struct session *s, int dir)
             } else if (errno == EAGAIN || errno == EINTR) {
                 /* Either the socket is drained or the pipe is out of buffers: only an empty
                  * pipe tells them apart. A full pipe is retried after the next flush. */
-                if (p->len[dir] == 0)
-                    src_ready = false;
+                if (p->len[dir] == 0) {
+                    int r = s->urg[dir] ? past_urgent_mark(s, dir) : 0;
+                    if (r < 0)
+                        return false;
+                    if (r > 0)
+                        progress = true;
+                    else
+                        src_ready = false;
+                }
             } else {
                 log_debug("splice from %s: %s", is_client(s, src) ? "client" : "backend",
                           strerror(errno));
-                session_close(s, reset_cause(s, src));
+                session_close(s, splice_cause(s, src, errno));
                 return false;
             }
         }
@@ -452,6 +520,8 @@ static void note_events(struct session *s, int side, uint32_t ev)
         s->rdhup[side] = 1;
     if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
         s->can_write[side] = 1;
+    if (ev & EPOLLPRI)
+        s->urg[side] = 1;
 }
 
 /* Events on one side: move what can move in both directions (a relay with nothing to do makes

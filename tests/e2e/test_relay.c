@@ -334,6 +334,31 @@ static void test_ipv6_listener(void **state)
     ferry_stop(f);
 }
 
+/*
+ * Urgent (out-of-band) data is not relayed: ferry reads the stream without SO_OOBINLINE, so the
+ * urgent byte is dropped and what follows it goes on. Neither path may stall at the urgent mark
+ * (a splice stops there and would wait forever); both directions are checked.
+ */
+static void test_urgent_byte_dropped_stream_goes_on(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 0, "");
+    int ends[2][2] = {{p.client, p.backend}, {p.backend, p.client}};
+    for (int d = 0; d < 2; d++) {
+        int from = ends[d][0], to = ends[d][1];
+        send_str(from, "a");
+        assert_int_equal(send(from, "b", 1, MSG_OOB), 1);
+        send_str(from, "cdef");
+        recv_expect(to, "acdef");
+        send_str(from, "and on");
+        recv_expect(to, "and on");
+    }
+    close_fd(p.client);
+    close_fd(p.backend);
+    ferry_stop(p.ferry);
+}
+
 /* How many of ferry's open fds are pipes. */
 static int pipe_fds(pid_t pid)
 {
@@ -396,6 +421,7 @@ int main(void)
         E2E_TEST(test_reset_while_streaming_keeps_ferry_alive),
         E2E_TEST(test_ipv6_listener),
         E2E_TEST(test_pipes_only_when_splicing),
+        E2E_TEST(test_urgent_byte_dropped_stream_goes_on),
     };
     return E2E_MAIN(tests);
 }
