@@ -247,6 +247,8 @@ static bool relay_splice(struct session *s, int dir);
  */
 static bool relay(struct session *s, int dir)
 {
+    if (s->pipes)
+        return relay_splice(s, dir);
     struct io *src = dir == DIR_UP ? &s->client : &s->backend;
     struct io *dst = dir == DIR_UP ? &s->backend : &s->client;
     struct ring *r = &s->ring[dir];
@@ -256,8 +258,6 @@ static bool relay(struct session *s, int dir)
     struct iovec iov[2];
     int round;
 
-    if (s->pipes)
-        return relay_splice(s, dir);
     bool streaming = false; /* the last read filled all the room offered */
     for (round = 0; round < RELAY_ROUNDS; round++) {
         bool progress = false;

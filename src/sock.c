@@ -13,6 +13,32 @@
 #include <string.h>
 #include <unistd.h>
 
+/* getaddrinfo() for TCP with the same hints everywhere; *why says what failed. */
+static int lookup(const char *host, const char *service, struct addrinfo **res, const char **why)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+    *res = NULL;
+    int rc = getaddrinfo(host, service, &hints, res);
+    if (rc != 0 || !*res) {
+        *why = rc == EAI_NONAME || rc == EAI_NODATA ? "host name not found"
+                                                    : "host name could not be resolved";
+        return -1;
+    }
+    return 0;
+}
+
+/* The host part of an unbracketed "host:port" into host (size bytes); returns the port text, or
+ * NULL if there is no colon or the host does not fit. */
+static const char *split_host(const char *text, char *host, size_t size)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon || text[0] == '[' || (size_t)(colon - text) >= size)
+        return NULL;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    return colon + 1;
+}
+
 int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, const char **why)
 {
     char host[256];
@@ -93,14 +119,9 @@ int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, co
         *why = "bad IPv6 address";
         return -1;
     }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0 || !res) {
-        *why = rc == EAI_NONAME || rc == EAI_NODATA ? "host name not found"
-                                                    : "host name could not be resolved";
+    struct addrinfo *res;
+    if (lookup(host, NULL, &res, why) != 0)
         return -1;
-    }
     memcpy(&out->u.ss, res->ai_addr, res->ai_addrlen);
     out->len = res->ai_addrlen;
     if (out->u.sa.sa_family == AF_INET)
@@ -113,15 +134,9 @@ int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, co
 
 bool sock_addr_is_name(const char *text)
 {
-    if (text[0] == '[')
-        return false;
-    const char *colon = strrchr(text, ':');
-    size_t n = colon ? (size_t)(colon - text) : strlen(text);
     char host[256];
-    if (n == 0 || n >= sizeof(host))
+    if (!split_host(text, host, sizeof(host)) || host[0] == '\0')
         return false;
-    memcpy(host, text, n);
-    host[n] = '\0';
     struct in_addr a4;
     struct in6_addr a6;
     return inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1 &&
@@ -130,22 +145,15 @@ bool sock_addr_is_name(const char *text)
 
 int sock_resolve_keep(const char *text, struct sockaddr_any *inout, const char **why)
 {
-    const char *colon = strrchr(text, ':');
     char host[256];
-    if (!colon || text[0] == '[' || (size_t)(colon - text) >= sizeof(host)) {
+    const char *port = split_host(text, host, sizeof(host));
+    if (!port) {
         *why = "not a host name";
         return -1;
     }
-    memcpy(host, text, (size_t)(colon - text));
-    host[colon - text] = '\0';
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc != 0 || !res) {
-        *why = rc == EAI_NONAME || rc == EAI_NODATA ? "host name not found"
-                                                    : "host name could not be resolved";
+    struct addrinfo *res;
+    if (lookup(host, port, &res, why) != 0)
         return -1;
-    }
     struct sockaddr_any first = {.len = res->ai_addrlen};
     memcpy(&first.u.ss, res->ai_addr, res->ai_addrlen);
     bool kept = false;

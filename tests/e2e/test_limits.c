@@ -6,9 +6,6 @@
  */
 #include "e2e.h"
 
-#include <dirent.h>
-#include <unistd.h>
-
 #include <poll.h>
 
 /* A client connected through ferry to a backend the test drives itself. */
@@ -323,27 +320,6 @@ static void test_low_nofile_no_spin_and_recovery(void **state)
     ferry_stop(f);
 }
 
-/* How many of the process's open fds are pipes. */
-static int count_pipes(pid_t pid)
-{
-    char dir[64], path[320], target[64];
-    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    for (int i = 0; i < 100000 && (e = readdir(d)) != NULL; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        ssize_t len = readlink(path, target, sizeof target - 1);
-        if (len > 0) {
-            target[len] = '\0';
-            n += strncmp(target, "pipe:", 5) == 0;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
 /*
  * A splice route whose pairs cannot all get pipes. A pair takes its pipes as it is accepted and
  * its backend socket after; when that socket finds no descriptor left, the pair gives its pipes
@@ -373,7 +349,7 @@ static void test_splice_out_of_fds_falls_back_to_rings(void **state)
     f = ferry_start_opts(yaml, &opts);
     pid_t pid = ferry_pid(f);
     assert_int_equal(proc_fd_count(pid), base);
-    int base_pipes = count_pipes(pid);
+    int base_pipes = proc_pipe_count(pid);
     int n = N, spliced = SPLICED;
     int fds[12];
     char msg[32];
@@ -383,7 +359,7 @@ static void test_splice_out_of_fds_falls_back_to_rings(void **state)
         send_str(fds[i], msg);
         recv_expect(fds[i], msg);
     }
-    int pipes = count_pipes(pid) - base_pipes;
+    int pipes = proc_pipe_count(pid) - base_pipes;
     print_message("RLIMIT_NOFILE=%ld, %d fds at start: %d pairs, %d pipe fds\n", opts.rlimit_nofile,
                   base, n, pipes);
     assert_int_equal(pipes, 4 * spliced);

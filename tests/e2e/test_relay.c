@@ -6,9 +6,6 @@
  * second time with FERRY_E2E_SPLICE (e2e.test_relay_splice), every route relays with splice(2)
  * through a pipe per direction, and all of the above holds the same.
  */
-#include <dirent.h>
-#include <unistd.h>
-
 #include "e2e.h"
 
 #define BIG (64u * MIB)
@@ -359,27 +356,6 @@ static void test_urgent_byte_dropped_stream_goes_on(void **state)
     ferry_stop(p.ferry);
 }
 
-/* How many of ferry's open fds are pipes. */
-static int pipe_fds(pid_t pid)
-{
-    char dir[64], path[320], target[64];
-    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    for (int i = 0; i < 100000 && (e = readdir(d)) != NULL; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        ssize_t len = readlink(path, target, sizeof target - 1);
-        if (len > 0) {
-            target[len] = '\0';
-            n += strncmp(target, "pipe:", 5) == 0;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
 /* The variant really is the one it claims: a spliced pair holds two pipes (four fds), a ringed
  * pair none, and they are closed with the pair. */
 static void test_pipes_only_when_splicing(void **state)
@@ -389,19 +365,19 @@ static void test_pipes_only_when_splicing(void **state)
     int lport;
     struct ferry *f = start_relay(backend_port(b), "", &lport);
     pid_t pid = ferry_pid(f);
-    int before = pipe_fds(pid);
+    int before = proc_pipe_count(pid);
     int c = connect_ok(lport);
     send_str(c, "ping");
     recv_expect(c, "ping");
 #ifdef FERRY_E2E_SPLICE
-    assert_int_equal(pipe_fds(pid), before + 4);
+    assert_int_equal(proc_pipe_count(pid), before + 4);
 #else
-    assert_int_equal(pipe_fds(pid), before);
+    assert_int_equal(proc_pipe_count(pid), before);
 #endif
     close_fd(c);
     assert_true(backend_wait_active(b, 0, NET_TIMEOUT_MS));
     assert_true(ferry_wait_log(f, "cause=client_fin", NET_TIMEOUT_MS));
-    assert_int_equal(pipe_fds(pid), before);
+    assert_int_equal(proc_pipe_count(pid), before);
     ferry_stop(f);
 }
 

@@ -584,23 +584,44 @@ double proc_cpu_seconds(pid_t pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
-int proc_fd_count(pid_t pid)
+/* Entries of /proc/PID/fd; with kind, only those whose link starts with it ("pipe:"). */
+static int count_fds(pid_t pid, const char *kind)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
+    char dir[64], path[320], target[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
     if (d == NULL) {
         return -1;
     }
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        if (kind == NULL) {
             n++;
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strncmp(target, kind, strlen(kind)) == 0;
         }
     }
     closedir(d);
     return n;
+}
+
+int proc_fd_count(pid_t pid)
+{
+    return count_fds(pid, NULL);
+}
+
+int proc_pipe_count(pid_t pid)
+{
+    return count_fds(pid, "pipe:");
 }
 
 bool log_field(const char *line, const char *key, char *out, size_t size)

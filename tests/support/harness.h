@@ -88,6 +88,8 @@ long proc_rss_kib(pid_t pid);
 double proc_cpu_seconds(pid_t pid);
 /* Number of open file descriptors (entries of /proc/PID/fd), -1 if unreadable. */
 int proc_fd_count(pid_t pid);
+/* How many of those are pipes, -1 if unreadable. */
+int proc_pipe_count(pid_t pid);
 
 /* ---- access log fields ---- */
 /*
