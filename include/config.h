@@ -31,8 +31,15 @@ struct route_settings {
     uint64_t idle_timeout_ms;    /* 0 = never */
     unsigned connect_attempts;   /* backends tried per client connection, >= 1 */
     size_t buffer_size;          /* bytes per direction per pair (ring path) */
+    size_t buffer_max;           /* a streaming direction's ring grows up to this (>= no growth) */
     bool splice;                 /* relay with splice(2) through a pipe per direction */
 };
+
+/* The size a streaming direction's ring may grow to; buffer_size when it never grows. */
+static inline size_t settings_buffer_max(const struct route_settings *s)
+{
+    return s->buffer_max > s->buffer_size ? s->buffer_max : s->buffer_size;
+}
 
 struct backend_conf {
     char *address; /* as written in the file */

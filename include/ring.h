@@ -16,6 +16,8 @@
  *   room iovs: [head+len, size) + [0, head)   room iovs: [tail, head)
  *
  * When the ring drains, head goes back to 0, so the next read gets one contiguous iovec.
+ * Released, a ring may take its next area from a pool of another size: that is how a connection's
+ * ring grows while a direction streams and shrinks back when it quiets down.
  */
 #ifndef FERRY_RING_H
 #define FERRY_RING_H
@@ -25,7 +27,7 @@
 
 struct ring {
     char *area;  /* borrowed from a bufpool; NULL while empty and released */
-    size_t size; /* capacity in bytes, fixed when the ring is created */
+    size_t size; /* capacity in bytes: the size of the pool the area came from */
     size_t head; /* offset of the oldest stored byte */
     size_t len;  /* bytes stored */
 };
@@ -66,7 +68,8 @@ size_t ring_put(struct ring *r, const void *src, size_t n);
 /* Copy out and consume up to n bytes; returns bytes copied. */
 size_t ring_get(struct ring *r, void *dst, size_t n);
 
-/* Attach an area from the pool if the ring has none; returns 0 or -ENOMEM. */
+/* Attach an area from the pool if the ring has none, taking the pool's buffer size as the ring's
+ * (an empty ring can change size this way); returns 0 or -ENOMEM. */
 int ring_acquire(struct ring *r, struct bufpool *pool);
 /* Give the area back to the pool if the ring is empty; no-op otherwise. */
 void ring_release(struct ring *r, struct bufpool *pool);

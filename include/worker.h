@@ -28,6 +28,8 @@ struct session;
 struct worker;
 
 #define WORKER_MAX_POOLS 64
+/* Bytes a worker lets grown rings (buffer_max) hold at once; past it, streams keep buffer_size. */
+#define WORKER_GROWN_BUDGET ((size_t)64 << 20)
 
 /* Process-wide state shared by all workers. */
 struct shared {
@@ -51,7 +53,8 @@ struct lsock {
 struct route_rt {
     const struct route_conf *conf;
     struct balancer bal;
-    struct bufpool *pool; /* the worker's pool for conf->s.buffer_size */
+    struct bufpool *pool;     /* the worker's pool for conf->s.buffer_size */
+    struct bufpool *big_pool; /* for settings_buffer_max(), NULL when rings never grow */
     const struct config *cfg;
 };
 
@@ -107,6 +110,7 @@ struct worker {
     struct bufpool pools[WORKER_MAX_POOLS];
     unsigned pool_users[WORKER_MAX_POOLS]; /* routes (of any live generation) using each pool */
     size_t npools;
+    size_t grown_bytes; /* held by grown rings (from big_pools), at most WORKER_GROWN_BUDGET */
 
     struct session *sessions; /* doubly linked, for shutdown */
     size_t nsessions;

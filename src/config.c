@@ -409,6 +409,30 @@ static int set_buffer_size(struct pctx *p, yaml_node_t *v, const char *key)
     return 0;
 }
 
+/* Read after buffer_size in the same mapping (table order), so it can be checked against it. A
+ * buffer_max inherited from `defaults` below a route's own buffer_size just means no growth. */
+static int set_buffer_max(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s, *why;
+    uint64_t n;
+    if (scalar(p, v, key, &s))
+        return -1;
+    if (config_parse_size(s, &n, &why) != 0)
+        return fail_at(p, v, "'%s': bad size '%s': %s", key, s, why);
+    if (n < CONFIG_BUFFER_MIN || n > CONFIG_BUFFER_MAX)
+        return fail_at(p, v, "'%s' must be from 64 bytes to 64MiB, got '%s'", key, s);
+    if (n < settings(p)->buffer_size) {
+        char b[32];
+        config_format_size(settings(p)->buffer_size, b, sizeof(b));
+        return fail_at(p, v,
+                       "'%s' (%s) is smaller than buffer_size (%s): set it to buffer_size for "
+                       "rings that never grow",
+                       key, s, b);
+    }
+    settings(p)->buffer_max = (size_t)n;
+    return 0;
+}
+
 static int set_splice(struct pctx *p, yaml_node_t *v, const char *key)
 {
     return get_bool(p, v, key, &settings(p)->splice);
@@ -419,6 +443,7 @@ static const struct key_entry defaults_keys[] = {
     {"idle_timeout", set_idle_timeout, false},
     {"connect_attempts", set_connect_attempts, false},
     {"buffer_size", set_buffer_size, false},
+    {"buffer_max", set_buffer_max, false},
     {"splice", set_splice, false},
 };
 
@@ -612,10 +637,15 @@ static int set_backends(struct pctx *p, yaml_node_t *v, const char *key)
 }
 
 static const struct key_entry route_keys[] = {
-    {"name", set_route_name, false},           {"listen", set_listen, true},
-    {"balance", set_balance, false},           {"connect_timeout", set_connect_timeout, false},
-    {"idle_timeout", set_idle_timeout, false}, {"connect_attempts", set_connect_attempts, false},
-    {"buffer_size", set_buffer_size, false},   {"splice", set_splice, false},
+    {"name", set_route_name, false},
+    {"listen", set_listen, true},
+    {"balance", set_balance, false},
+    {"connect_timeout", set_connect_timeout, false},
+    {"idle_timeout", set_idle_timeout, false},
+    {"connect_attempts", set_connect_attempts, false},
+    {"buffer_size", set_buffer_size, false},
+    {"buffer_max", set_buffer_max, false},
+    {"splice", set_splice, false},
     {"backends", set_backends, true},
 };
 
@@ -724,6 +754,7 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
     c->defaults.idle_timeout_ms = 3600000;
     c->defaults.connect_attempts = 3;
     c->defaults.buffer_size = 16 * 1024;
+    c->defaults.buffer_max = 256 * 1024;
     c->hash = config_hash_bytes(text, len);
     atomic_init(&c->refs, 1);
 
@@ -861,7 +892,7 @@ void config_unref(struct config *c)
 
 void config_print(const struct config *c, FILE *out)
 {
-    char a[32], b[32], d[32];
+    char a[32], b[32], d[32], e[32];
     fprintf(out, "config %s: ok, %zu route%s\n", c->path, c->nroutes, c->nroutes == 1 ? "" : "s");
     fprintf(out, "workers: %u%s\n", c->workers, c->workers_auto ? " (auto)" : "");
     if (c->max_connections)
@@ -890,10 +921,13 @@ void config_print(const struct config *c, FILE *out)
         config_format_duration(r->s.connect_timeout_ms, a, sizeof(a));
         config_format_duration(r->s.idle_timeout_ms, b, sizeof(b));
         config_format_size(r->s.buffer_size, d, sizeof(d));
+        config_format_size(settings_buffer_max(&r->s), e, sizeof(e));
         fprintf(out,
                 "  connect_timeout: %s\n  idle_timeout: %s%s\n  connect_attempts: %u\n"
-                "  buffer_size: %s\n",
-                a, b, r->s.idle_timeout_ms ? "" : " (never)", r->s.connect_attempts, d);
+                "  buffer_size: %s\n  buffer_max: %s%s\n",
+                a, b, r->s.idle_timeout_ms ? "" : " (never)", r->s.connect_attempts, d, e,
+                settings_buffer_max(&r->s) > r->s.buffer_size ? " (while a direction streams)"
+                                                              : " (rings never grow)");
         if (r->s.splice)
             fprintf(out, "  splice: true (a kernel pipe per direction instead of the rings)\n");
         for (size_t j = 0; j < r->nbackends; j++) {

@@ -94,6 +94,16 @@ static void dur(struct diff *d, const char *route, const char *key, uint64_t a, 
     say(d, "route %s: %s %s -> %s", route, key, x, y);
 }
 
+static void size(struct diff *d, const char *route, const char *key, uint64_t a, uint64_t b)
+{
+    if (a == b)
+        return;
+    char x[32], y[32];
+    config_format_size(a, x, sizeof(x));
+    config_format_size(b, y, sizeof(y));
+    say(d, "route %s: %s %s -> %s", route, key, x, y);
+}
+
 static void diff_route(struct diff *d, const struct route_conf *a, const struct route_conf *b)
 {
     const char *n = b->name;
@@ -133,12 +143,8 @@ static void diff_route(struct diff *d, const struct route_conf *a, const struct 
     if (a->s.splice != b->s.splice)
         say(d, "route %s: splice %s -> %s", n, a->s.splice ? "on" : "off",
             b->s.splice ? "on" : "off");
-    if (a->s.buffer_size != b->s.buffer_size) {
-        char x[32], y[32];
-        config_format_size(a->s.buffer_size, x, sizeof(x));
-        config_format_size(b->s.buffer_size, y, sizeof(y));
-        say(d, "route %s: buffer_size %s -> %s", n, x, y);
-    }
+    size(d, n, "buffer_size", a->s.buffer_size, b->s.buffer_size);
+    size(d, n, "buffer_max", settings_buffer_max(&a->s), settings_buffer_max(&b->s));
 }
 
 unsigned config_diff(const struct config *a, const struct config *b, config_diff_cb cb, void *arg)

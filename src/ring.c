@@ -103,10 +103,10 @@ int ring_acquire(struct ring *r, struct bufpool *pool)
 {
     if (r->area)
         return 0;
-    assert(pool->size == r->size);
     r->area = bufpool_get(pool);
     if (!r->area)
         return -ENOMEM;
+    r->size = pool->size;
     r->head = 0;
     r->len = 0;
     return 0;

@@ -106,6 +106,61 @@ static void access_log(struct session *s)
     log_fields(LOG_INFO, "access", f, sizeof(f) / sizeof(f[0]));
 }
 
+/* A ring's area comes from the route's buffer_size pool, or from its buffer_max pool once the
+ * direction streams (see ring_take). */
+static bool ring_is_big(const struct session *s, const struct ring *r)
+{
+    return r->area && s->route->big_pool && r->size == s->route->big_pool->size;
+}
+
+/* Hand a ring's area back to the pool it came from (the ring is emptied). */
+static void ring_give_back(struct session *s, struct ring *r)
+{
+    if (ring_is_big(s, r)) {
+        s->w->grown_bytes -= r->size;
+        bufpool_put(s->route->big_pool, r->area);
+    } else {
+        bufpool_put(s->route->pool, r->area);
+    }
+    r->area = NULL;
+    r->head = 0;
+    r->len = 0;
+}
+
+/*
+ * Give the ring of this direction an area to read into. Most pairs carry small messages and
+ * read into buffer_size. A direction that streams (its last read filled all it was offered, or
+ * buffer_size at least) reads into buffer_max instead, while the worker's budget for such areas
+ * lasts: larger reads and writes mean fewer syscalls and, more, fewer and larger TCP segments
+ * (measured on loopback: about half the CPU per GB at 256 KiB). An empty ring changes size on the
+ * spot; one holding bytes keeps its area until it drains. Returns 0 or -ENOMEM.
+ */
+static int ring_take(struct session *s, int dir)
+{
+    struct ring *r = &s->ring[dir];
+    struct route_rt *rt = s->route;
+    bool big = ring_is_big(s, r);
+    bool want = s->streams[dir] && rt->big_pool &&
+                (big || s->w->grown_bytes + rt->big_pool->size <= WORKER_GROWN_BUDGET);
+    if (r->area) {
+        if (r->len || big == want)
+            return 0;
+        ring_give_back(s, r);
+    }
+    if (want && ring_acquire(r, rt->big_pool) == 0) {
+        s->w->grown_bytes += r->size;
+        if (!s->grew[dir]) {
+            s->grew[dir] = 1;
+            char b[32];
+            config_format_size(r->size, b, sizeof(b));
+            log_debug("route %s: %s streams: its ring grows to %s", rt->conf->name,
+                      dir == DIR_UP ? "client->backend" : "backend->client", b);
+        }
+        return 0;
+    }
+    return ring_acquire(r, rt->pool);
+}
+
 static void close_side(struct io *io, bool reset)
 {
     if (io->fd == -1)
@@ -197,14 +252,9 @@ void session_close(struct session *s, enum session_cause cause)
     close_side(&s->backend, reset_backend);
     pipes_free(s->pipes);
     s->pipes = NULL;
-    for (int d = 0; d < 2; d++) {
-        struct ring *r = &s->ring[d];
-        if (r->area) {
-            bufpool_put(s->route->pool, r->area);
-            r->area = NULL;
-            r->len = 0;
-        }
-    }
+    for (int d = 0; d < 2; d++)
+        if (s->ring[d].area)
+            ring_give_back(s, &s->ring[d]);
     if (s->route->cfg->log_access)
         access_log(s);
     set_state(s, SESSION_CLOSED);
@@ -283,7 +333,7 @@ static bool relay(struct session *s, int dir)
             }
         }
         if (src_ready && !s->eof[dir] && !ring_full(r)) {
-            if (ring_acquire(r, s->route->pool) != 0) {
+            if (ring_take(s, dir) != 0) {
                 log_error("route %s: out of memory for a buffer", s->route->conf->name);
                 session_close(s, CAUSE_LOCAL_ERROR);
                 return false;
@@ -294,6 +344,7 @@ static bool relay(struct session *s, int dir)
                                  : readv(src->fd, iov, cnt);
             if (n > 0) {
                 ring_produce(r, (size_t)n);
+                s->streams[dir] = (size_t)n == room || (size_t)n >= s->route->pool->size;
                 s->last_active_ms = s->w->loop.now;
                 /* A short read means "drained". If the peer's FIN had already arrived when
                  * the read began, nothing can follow the bytes just read: that is the end of
@@ -324,7 +375,8 @@ static bool relay(struct session *s, int dir)
         if (!progress)
             break;
     }
-    ring_release(r, s->route->pool);
+    if (r->area && ring_empty(r))
+        ring_give_back(s, r);
     return relay_done(s, dir, src_ready, dst_ready, round == RELAY_ROUNDS);
 }
 

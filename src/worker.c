@@ -63,6 +63,8 @@ void wgen_unref(struct wgen *g)
         balancer_free(&g->routes[i].bal);
         if (g->routes[i].pool)
             pool_drop(g->w, g->routes[i].pool);
+        if (g->routes[i].big_pool)
+            pool_drop(g->w, g->routes[i].big_pool);
     }
     free(g->routes);
     config_unref(g->cfg);
@@ -89,7 +91,10 @@ static struct wgen *wgen_new(struct worker *w, struct config *cfg)
         rt->conf = &cfg->routes[i];
         rt->cfg = cfg;
         rt->pool = pool_take(w, rt->conf->s.buffer_size);
-        if (!rt->pool) {
+        size_t max = settings_buffer_max(&rt->conf->s);
+        if (rt->pool && max > rt->conf->s.buffer_size)
+            rt->big_pool = pool_take(w, max);
+        if (!rt->pool || (max > rt->conf->s.buffer_size && !rt->big_pool)) {
             log_error("too many distinct buffer sizes in use (at most %d)", WORKER_MAX_POOLS);
             wgen_unref(g);
             return NULL;

@@ -381,6 +381,87 @@ static void test_pipes_only_when_splicing(void **state)
     ferry_stop(f);
 }
 
+/* One stream of n bytes from one socket to the other, compared by SHA-256. */
+static void stream_one_way(int from, int to, uint64_t n, uint32_t seed)
+{
+    struct pump *tx = pump_send(from, n, seed, false, 10000);
+    struct pump *rx = pump_recv(to, 10000);
+    struct pump_result sent, got;
+    pump_join(tx, 30000, &sent);
+    /* The receiver reads until EOF: end this stream without closing the other direction. */
+    shut_wr(from);
+    pump_join(rx, 30000, &got);
+    assert_same_stream(&sent, &got, n);
+}
+
+/*
+ * A direction that streams reads into a larger ring (buffer_max, 256KiB unless set), which the
+ * debug log reports once per direction; small request/response exchanges keep buffer_size, and
+ * a route whose buffer_max is its buffer_size never grows. Bytes arrive intact either way. (The
+ * splice variant relays through pipes: nothing to grow.)
+ */
+static void test_streaming_direction_grows_its_ring(void **state)
+{
+    (void)state;
+#ifdef FERRY_E2E_SPLICE
+    skip();
+#endif
+    int bport, lgrow, lfixed;
+    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(lfd, "backend listen");
+    lgrow = free_port(AF_INET);
+    lfixed = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("log: {level: debug, access: true}\n"
+                                       "routes:\n"
+                                       "  - name: grow\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n"
+                                       "  - name: fixed\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    buffer_max: 16KiB\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lgrow, bport, lfixed, bport));
+    const char *up = "route grow: client->backend streams: its ring grows to 256KiB";
+    const char *down = "route grow: backend->client streams: its ring grows to 256KiB";
+
+    int c = connect_ok(lgrow);
+    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b, "ferry did not connect to the backend");
+    /* Request/response, 1 KiB each way, each waited for: no read comes near 16 KiB. */
+    char msg[1024], got[1024];
+    for (int i = 0; i < 50; i++) {
+        memset(msg, 'a' + i % 26, sizeof(msg));
+        assert_int_equal(send_all(c, msg, sizeof(msg), NET_TIMEOUT_MS), 0);
+        assert_int_equal(recv_exact(b, got, sizeof(got), NET_TIMEOUT_MS), sizeof(got));
+        assert_memory_equal(got, msg, sizeof(msg));
+        assert_int_equal(send_all(b, msg, sizeof(msg), NET_TIMEOUT_MS), 0);
+        assert_int_equal(recv_exact(c, got, sizeof(got), NET_TIMEOUT_MS), sizeof(got));
+        assert_memory_equal(got, msg, sizeof(msg));
+    }
+    assert_int_equal(ferry_count_log(f, "streams: its ring grows"), 0);
+    stream_one_way(c, b, 8 * MIB, 11);
+    assert_true(ferry_wait_log(f, up, NET_TIMEOUT_MS));
+    stream_one_way(b, c, 8 * MIB, 12);
+    assert_true(ferry_wait_log(f, down, NET_TIMEOUT_MS));
+    assert_true(ferry_wait_log(f, "cause=client_fin", NET_TIMEOUT_MS));
+    close_fd(c);
+    close_fd(b);
+
+    c = connect_ok(lfixed);
+    b = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b, "ferry did not connect to the backend");
+    stream_one_way(c, b, 8 * MIB, 13);
+    stream_one_way(b, c, 8 * MIB, 14);
+    assert_true(ferry_wait_log_count(f, "cause=client_fin", 2, NET_TIMEOUT_MS));
+    assert_int_equal(ferry_count_log(f, "streams: its ring grows"), 2); /* route grow's two */
+    assert_int_equal(ferry_count_log(f, up), 1);
+    assert_int_equal(ferry_count_log(f, down), 1);
+    close_fd(c);
+    close_fd(b);
+    close_fd(lfd);
+    ferry_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +479,7 @@ int main(void)
         E2E_TEST(test_ipv6_listener),
         E2E_TEST(test_pipes_only_when_splicing),
         E2E_TEST(test_urgent_byte_dropped_stream_goes_on),
+        E2E_TEST(test_streaming_direction_grows_its_ring),
     };
     return E2E_MAIN(tests);
 }

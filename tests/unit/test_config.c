@@ -762,6 +762,45 @@ static void test_buffer_size_range(void **state)
                  "'buffer_size' must be from 64 bytes");
 }
 
+/* buffer_max: how far a streaming direction's ring may grow; never below buffer_size. */
+static void test_buffer_max(void **state)
+{
+    (void)state;
+    struct config *c = load("routes:\n" ROUTE_WEB);
+    assert_int_equal(c->defaults.buffer_max, 256 * 1024); /* built in */
+    assert_int_equal(settings_buffer_max(&c->routes[0].s), 256 * 1024);
+    config_unref(c);
+
+    c = load("defaults:\n"
+             "  buffer_max: 1MiB\n"
+             "routes:\n"
+             "  - name: inherits\n"
+             "    listen: 127.0.0.1:8080\n"
+             "    backends: [127.0.0.1:9000]\n"
+             "  - name: fixed\n"
+             "    listen: 127.0.0.1:8081\n"
+             "    buffer_size: 64KiB\n"
+             "    buffer_max: 64KiB\n"
+             "    backends: [127.0.0.1:9000]\n"
+             "  - name: larger\n"
+             "    listen: 127.0.0.1:8082\n"
+             "    buffer_size: 4MiB\n"
+             "    backends: [127.0.0.1:9000]\n");
+    assert_int_equal(settings_buffer_max(&c->routes[0].s), 1024 * 1024);
+    assert_int_equal(settings_buffer_max(&c->routes[1].s), 64 * 1024); /* never grows */
+    /* An inherited buffer_max below the route's own buffer_size: the rings do not grow. */
+    assert_int_equal(settings_buffer_max(&c->routes[2].s), 4 * 1024 * 1024);
+    config_unref(c);
+
+    /* Set in the same mapping below buffer_size: an error naming both, wherever the keys are. */
+    route_setting_error("buffer_max: 8KiB", 17,
+                        "'buffer_max' (8KiB) is smaller than buffer_size (16KiB)");
+    expect_error("defaults:\n  buffer_max: 32KiB\n  buffer_size: 64KiB\nroutes:\n" ROUTE_WEB, 2, 15,
+                 "'buffer_max' (32KiB) is smaller than buffer_size (64KiB)");
+    route_setting_error("buffer_max: 65MiB", 17, "'buffer_max' must be from 64 bytes to 64MiB");
+    route_setting_error("buffer_max: lots", 17, "'buffer_max': bad size 'lots'");
+}
+
 static void test_weight_range(void **state)
 {
     (void)state;
@@ -1090,6 +1129,7 @@ static void test_print_shows_effective_settings(void **state)
     assert_contains(web, "idle_timeout: 10m\n");
     assert_contains(web, "connect_attempts: 2\n");
     assert_contains(web, "buffer_size: 32KiB\n");
+    assert_contains(web, "buffer_max: 256KiB (while a direction streams)\n");
     assert_contains(web, "backend: 127.0.0.1:9000 weight 2\n");
     assert_contains(web, "backend: 127.0.0.1:9001 weight 1\n");
     free(web);
@@ -1169,6 +1209,7 @@ int main(void)
         cmocka_unit_test(test_missing_listen_or_backends),
         cmocka_unit_test(test_bad_ports_and_addresses),
         cmocka_unit_test(test_buffer_size_range),
+        cmocka_unit_test(test_buffer_max),
         cmocka_unit_test(test_weight_range),
         cmocka_unit_test(test_connect_attempts_range),
         cmocka_unit_test(test_bad_durations),

@@ -186,17 +186,19 @@ static void test_route_settings_changed(void **state)
                     "    idle_timeout: 0\n"
                     "    connect_attempts: 1\n"
                     "    buffer_size: 64KiB\n"
+                    "    buffer_max: 1MiB\n"
                     "    splice: on\n"
                     "    backends:\n"
                     "      - 127.0.0.1:9000\n"
                     "      - address: 127.0.0.1:9001\n"
                     "        weight: 2\n" API;
-    assert_int_equal(diff(base, b, &l), 5);
+    assert_int_equal(diff(base, b, &l), 6);
     expect_line(&l, "route web: splice off -> on", NULL);
     expect_line(&l, "route web", "connect_timeout 5s -> 2s", NULL);
     expect_line(&l, "route web", "idle_timeout 1h -> 0", NULL);
     expect_line(&l, "route web", "connect_attempts 3 -> 1", NULL);
     expect_line(&l, "route web", "buffer_size 16KiB -> 64KiB", NULL);
+    expect_line(&l, "route web", "buffer_max 256KiB -> 1MiB", NULL);
 }
 
 /* A change to `defaults` is reported for each route that inherits it, and only those. */

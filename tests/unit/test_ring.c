@@ -721,6 +721,54 @@ static void test_release_only_when_empty(void **state)
     bufpool_destroy(&p);
 }
 
+/* A released ring takes its next area from any pool and the pool's size with it: how a ring grows
+ * while its direction streams and shrinks back (the caller returns the area to its own pool). */
+static void test_released_ring_takes_the_size_of_its_next_pool(void **state)
+{
+    (void)state;
+    struct bufpool small, big;
+    struct ring r;
+    struct iovec iov[2];
+    char out[8];
+    bufpool_init(&small, SIZE, 4);
+    bufpool_init(&big, 4 * SIZE, 4);
+    ring_init(&r, SIZE);
+
+    assert_int_equal(ring_acquire(&r, &big), 0);
+    assert_int_equal(r.size, 4 * SIZE);
+    assert_int_equal(ring_room(&r), 4 * SIZE);
+    assert_int_equal(ring_room_iov(&r, iov), 1);
+    assert_int_equal(iov[0].iov_len, 4 * SIZE);
+    /* Fill past what the small ring could hold, wrap around, and read it all back in order. */
+    char in[4 * SIZE];
+    for (size_t i = 0; i < sizeof(in); i++)
+        in[i] = (char)('a' + i % 23);
+    assert_int_equal(ring_put(&r, in, sizeof(in)), sizeof(in));
+    assert_true(ring_full(&r));
+    char back[4 * SIZE];
+    assert_int_equal(ring_get(&r, back, 5), 5);
+    assert_int_equal(ring_put(&r, "12345", 5), 5); /* wraps */
+    assert_int_equal(ring_get(&r, back + 5, sizeof(back) - 5), sizeof(back) - 5);
+    assert_memory_equal(back, in, sizeof(in));
+    assert_int_equal(ring_get(&r, out, sizeof(out)), 5);
+    assert_memory_equal(out, "12345", 5);
+
+    ring_release(&r, &big);
+    assert_null(r.area);
+    assert_int_equal(big.nfree, 1);
+    assert_int_equal(ring_acquire(&r, &small), 0);
+    assert_int_equal(r.size, SIZE);
+    assert_int_equal(ring_room(&r), SIZE);
+    assert_int_equal(ring_put(&r, in, sizeof(in)), SIZE); /* bounded by the new size */
+    assert_true(ring_full(&r));
+    assert_int_equal(ring_get(&r, back, sizeof(back)), SIZE);
+    ring_release(&r, &small);
+    assert_int_equal(small.in_use, 0);
+    assert_int_equal(big.in_use, 0);
+    bufpool_destroy(&small);
+    bufpool_destroy(&big);
+}
+
 static void test_acquire_reports_enomem(void **state)
 {
     (void)state;
@@ -759,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_bufpool_tiny_buffers),
         cmocka_unit_test(test_acquire_takes_one_area_and_is_idempotent),
         cmocka_unit_test(test_release_only_when_empty),
+        cmocka_unit_test(test_released_ring_takes_the_size_of_its_next_pool),
         cmocka_unit_test(test_acquire_reports_enomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
