@@ -1,9 +1,11 @@
 /*
- * resolver.c - a thread that re-resolves backend host names, so the control thread never waits
- * on DNS. One job at a time, handed over under a mutex; completion is signalled on an eventfd
- * that the control loop watches.
+ * resolver.c - a thread for the work that may wait on DNS (lookup rounds of backend host names,
+ * and loading the file for a reload), so the control thread never does. One job at a time,
+ * handed over under a mutex; completion is signalled on an eventfd that the control loop watches.
  */
 #include "resolver.h"
+
+#include "sock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,17 +16,16 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define FAILING_MAX 1024
-
 struct resolver {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int efd;
-    struct config *job;  /* submitted, not yet picked up */
-    struct config *done; /* finished, not yet taken */
-    char failing[FAILING_MAX];
-    unsigned names;
+    bool has_job;       /* submitted, not yet picked up */
+    bool has_done;      /* finished, not yet taken */
+    struct config *job; /* lookup: the copy; load: the running configuration (ref) */
+    char *path;         /* load: the file */
+    struct resolver_result done;
     bool busy; /* a job is submitted, running or done and not taken */
     bool quit;
 };
@@ -57,26 +58,70 @@ unsigned resolver_lookup(struct config *c, char *failing, size_t len)
     return names;
 }
 
+void resolver_keep_current(const struct config *cur, struct config *next)
+{
+    for (size_t i = 0; i < next->nroutes; i++) {
+        const struct route_conf *nr = &next->routes[i];
+        const struct route_conf *cr = NULL;
+        for (size_t k = 0; k < cur->nroutes && !cr; k++)
+            if (strcmp(cur->routes[k].name, nr->name) == 0)
+                cr = &cur->routes[k];
+        for (size_t j = 0; cr && j < nr->nbackends; j++) {
+            struct backend_conf *nb = &nr->backends[j];
+            for (size_t k = 0; nb->named && k < cr->nbackends; k++) {
+                const struct backend_conf *cb = &cr->backends[k];
+                if (!cb->named || strcmp(cb->address, nb->address) != 0 ||
+                    sock_addr_equal(&cb->addr, &nb->addr))
+                    continue;
+                struct sockaddr_any a = cb->addr;
+                const char *why;
+                if (sock_resolve_keep(nb->address, &a, &why) == 0 && sock_addr_equal(&a, &cb->addr))
+                    nb->addr = a;
+                break;
+            }
+        }
+    }
+}
+
+static void run_job(struct config *job, const char *path, struct resolver_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (!path) {
+        res->names = resolver_lookup(job, res->failing, sizeof(res->failing));
+        res->cfg = job;
+        return;
+    }
+    res->load = true;
+    if (config_load_file(path, &res->cfg, &res->err) == 0)
+        resolver_keep_current(job, res->cfg);
+    else
+        res->cfg = NULL;
+    config_unref(job);
+}
+
 static void *resolver_main(void *arg)
 {
     struct resolver *r = arg;
     pthread_mutex_lock(&r->mu);
     for (;;) {
-        while (!r->job && !r->quit)
+        while (!r->has_job && !r->quit)
             pthread_cond_wait(&r->cv, &r->mu);
         if (r->quit)
             break;
         struct config *job = r->job;
+        char *path = r->path;
         r->job = NULL;
+        r->path = NULL;
+        r->has_job = false;
         pthread_mutex_unlock(&r->mu);
 
-        char failing[FAILING_MAX];
-        unsigned names = resolver_lookup(job, failing, sizeof(failing));
+        struct resolver_result res;
+        run_job(job, path, &res);
+        free(path);
 
         pthread_mutex_lock(&r->mu);
-        r->done = job;
-        r->names = names;
-        memcpy(r->failing, failing, sizeof(failing));
+        r->done = res;
+        r->has_done = true;
         uint64_t one = 1;
         ssize_t n = write(r->efd, &one, sizeof(one));
         (void)n; /* an eventfd write of 1 fails only on counter overflow */
@@ -116,31 +161,57 @@ int resolver_fd(const struct resolver *r)
     return r->efd;
 }
 
-bool resolver_submit(struct resolver *r, struct config *job)
+static bool submit(struct resolver *r, struct config *job, char *path)
 {
     pthread_mutex_lock(&r->mu);
     bool ok = !r->busy;
     if (ok) {
         r->busy = true;
+        r->has_job = true;
         r->job = job;
+        r->path = path;
         pthread_cond_signal(&r->cv);
     }
     pthread_mutex_unlock(&r->mu);
     return ok;
 }
 
-struct config *resolver_take(struct resolver *r, char *failing, size_t len, unsigned *names)
+bool resolver_submit(struct resolver *r, struct config *copy)
+{
+    return submit(r, copy, NULL);
+}
+
+bool resolver_submit_load(struct resolver *r, const char *path, struct config *cur)
+{
+    char *p = strdup(path);
+    if (!p)
+        return false;
+    if (submit(r, config_ref(cur), p))
+        return true;
+    config_unref(cur);
+    free(p);
+    return false;
+}
+
+bool resolver_busy(struct resolver *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool busy = r->busy;
+    pthread_mutex_unlock(&r->mu);
+    return busy;
+}
+
+bool resolver_take(struct resolver *r, struct resolver_result *out)
 {
     uint64_t v;
     ssize_t n = read(r->efd, &v, sizeof(v));
-    (void)n; /* EAGAIN: nothing signalled yet, which the NULL below says too */
+    (void)n; /* EAGAIN: nothing signalled yet, which the false below says too */
     pthread_mutex_lock(&r->mu);
-    struct config *done = r->done;
+    bool done = r->has_done;
     if (done) {
-        r->done = NULL;
+        *out = r->done;
+        r->has_done = false;
         r->busy = false;
-        snprintf(failing, len, "%s", r->failing);
-        *names = r->names;
     }
     pthread_mutex_unlock(&r->mu);
     return done;
@@ -152,7 +223,7 @@ void resolver_stop(struct resolver *r)
         return;
     pthread_mutex_lock(&r->mu);
     r->quit = true;
-    bool running = r->busy && !r->done && !r->job;
+    bool running = r->busy && !r->has_done && !r->has_job;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
     if (running) {
@@ -163,7 +234,9 @@ void resolver_stop(struct resolver *r)
     }
     pthread_join(r->thread, NULL);
     config_unref(r->job);
-    config_unref(r->done);
+    free(r->path);
+    if (r->has_done)
+        config_unref(r->done.cfg);
     close(r->efd);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);

@@ -58,7 +58,10 @@ struct server {
     struct resolver *resolver; /* started at the first lookup round */
     struct io resolved;        /* the resolver's eventfd: a round is done */
     unsigned resolve_gen;      /* generation the round in progress copied */
+    const char *load_why;      /* the reload whose file the resolver is loading */
+    const char *reload_why;    /* a reload asked for while another job ran, or NULL */
     char resolve_error[1024];  /* last failed lookup of backend host names, "" if none */
+    bool resolver_failed; /* resolver_start() failed: lookups only at reloads, on this thread */
     bool shutting_down;
     bool reuseport; /* one SO_REUSEPORT socket per worker instead of one shared socket */
 };
@@ -222,7 +225,6 @@ static void warn_no_idle_timeout(const struct config *cfg)
 
 static void arm_resolve(struct server *srv);
 static void on_resolved(struct loop *l, struct io *io, uint32_t ev);
-static void keep_current_addresses(const struct config *cur, struct config *next);
 
 /*
  * Switch every worker to next (loaded and validated; a reference is taken over): bind the new
@@ -288,24 +290,52 @@ static void install(struct server *srv, struct config *next, const char *why)
              next->nroutes, nset, changes, why);
 }
 
-static void reload(struct server *srv, const char *why)
+/* The end of a reload, once its file is loaded (next, or NULL and err): install what changed. */
+static void loaded(struct server *srv, struct config *next, const struct config_error *err,
+                   const char *why)
 {
-    if (srv->shutting_down)
-        return;
-    struct config *next;
-    struct config_error err;
-    if (config_load_file(srv->cfg->path, &next, &err) != 0) {
-        log_error("reload rejected (%s): %s; still running generation %u", why, err.msg,
+    if (!next) {
+        log_error("reload rejected (%s): %s; still running generation %u", why, err->msg,
                   srv->generation);
         return;
     }
-    keep_current_addresses(srv->cfg, next);
     if (next->hash == srv->cfg->hash && config_diff(srv->cfg, next, NULL, NULL) == 0) {
         log_info("reload: no change (%s)", why);
         config_unref(next);
         return;
     }
     install(srv, next, why);
+}
+
+static bool ensure_resolver(struct server *srv);
+
+/*
+ * Reading the file resolves its host names, which can wait on DNS for seconds per name, so the
+ * resolver thread loads it and on_resolved() installs the result; meanwhile signals, shutdown and
+ * further reload requests are taken here (those coalesce into one reload after the current job).
+ * Without a resolver thread the file is loaded right here.
+ */
+static void reload(struct server *srv, const char *why)
+{
+    if (srv->shutting_down)
+        return;
+    if (!ensure_resolver(srv)) {
+        struct config *next;
+        struct config_error err;
+        if (config_load_file(srv->cfg->path, &next, &err) == 0)
+            resolver_keep_current(srv->cfg, next);
+        else
+            next = NULL;
+        loaded(srv, next, &err, why);
+        return;
+    }
+    if (!resolver_submit_load(srv->resolver, srv->cfg->path, srv->cfg)) {
+        if (!srv->reload_why)
+            log_debug("reload (%s) waits for the host name lookups in progress", why);
+        srv->reload_why = why;
+        return;
+    }
+    srv->load_why = why;
 }
 
 /* ---- backend host names --------------------------------------------------------------------- */
@@ -347,30 +377,40 @@ static void apply_lookup(struct server *srv, struct config *next, const char *fa
     install(srv, next, "backend address changed");
 }
 
-static void on_resolve(struct loop *l, struct loop_timer *t)
+/* Start the resolver thread on first use; false if it cannot run (logged once). */
+static bool ensure_resolver(struct server *srv)
 {
-    struct server *srv = container_of(t, struct server, resolve_timer);
-    if (srv->shutting_down)
-        return;
-    if (!srv->resolver) {
-        srv->resolver = resolver_start();
-        if (srv->resolver) {
-            loop_io_init(&srv->resolved, resolver_fd(srv->resolver), on_resolved);
-            if (loop_io_set(l, &srv->resolved, EPOLLIN) != 0) {
-                resolver_stop(srv->resolver);
-                srv->resolver = NULL;
-            }
-        }
-        if (!srv->resolver) {
-            log_error("cannot start the host name resolver thread (%s): backend host names "
-                      "are looked up only at reloads",
-                      strerror(errno));
-            return;
+    if (srv->resolver)
+        return true;
+    if (srv->resolver_failed)
+        return false;
+    srv->resolver = resolver_start();
+    if (srv->resolver) {
+        loop_io_init(&srv->resolved, resolver_fd(srv->resolver), on_resolved);
+        if (loop_io_set(&srv->loop, &srv->resolved, EPOLLIN) != 0) {
+            resolver_stop(srv->resolver);
+            srv->resolver = NULL;
         }
     }
+    if (!srv->resolver) {
+        srv->resolver_failed = true;
+        log_error("cannot start the host name resolver thread (%s): host names are looked up "
+                  "only at reloads, which then wait on DNS",
+                  strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static void on_resolve(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct server *srv = container_of(t, struct server, resolve_timer);
+    if (srv->shutting_down || !ensure_resolver(srv))
+        return;
     struct config *job = config_dup(srv->cfg);
     if (!resolver_submit(srv->resolver, job)) {
-        config_unref(job); /* the previous round is still waiting on DNS */
+        config_unref(job); /* the previous job is still waiting on DNS */
         arm_resolve(srv);
         return;
     }
@@ -382,51 +422,26 @@ static void on_resolved(struct loop *l, struct io *io, uint32_t ev)
     (void)l;
     (void)ev;
     struct server *srv = container_of(io, struct server, resolved);
-    char failing[sizeof(srv->resolve_error)];
-    unsigned names = 0;
-    struct config *next = resolver_take(srv->resolver, failing, sizeof(failing), &names);
-    if (!next)
+    struct resolver_result res;
+    if (!resolver_take(srv->resolver, &res))
         return;
     if (srv->shutting_down) {
-        config_unref(next);
+        config_unref(res.cfg);
         return;
     }
-    if (srv->resolve_gen != srv->generation) {
+    if (res.load) {
+        loaded(srv, res.cfg, &res.err, srv->load_why);
+    } else if (srv->resolve_gen != srv->generation) {
         /* A reload switched generations meanwhile: this copy is of a configuration gone by. */
-        config_unref(next);
+        config_unref(res.cfg);
         arm_resolve(srv);
-        return;
+    } else {
+        apply_lookup(srv, res.cfg, res.failing, res.names);
     }
-    apply_lookup(srv, next, failing, names);
-}
-
-/*
- * After a reload has resolved every name afresh: a backend host name that is unchanged in the
- * file and still resolves to the address it had keeps that address (not whichever answer came
- * first this time), so a reload changes only what did change.
- */
-static void keep_current_addresses(const struct config *cur, struct config *next)
-{
-    for (size_t i = 0; i < next->nroutes; i++) {
-        const struct route_conf *nr = &next->routes[i];
-        const struct route_conf *cr = NULL;
-        for (size_t k = 0; k < cur->nroutes && !cr; k++)
-            if (strcmp(cur->routes[k].name, nr->name) == 0)
-                cr = &cur->routes[k];
-        for (size_t j = 0; cr && j < nr->nbackends; j++) {
-            struct backend_conf *nb = &nr->backends[j];
-            for (size_t k = 0; nb->named && k < cr->nbackends; k++) {
-                const struct backend_conf *cb = &cr->backends[k];
-                if (!cb->named || strcmp(cb->address, nb->address) != 0 ||
-                    sock_addr_equal(&cb->addr, &nb->addr))
-                    continue;
-                struct sockaddr_any a = cb->addr;
-                const char *why;
-                if (sock_resolve_keep(nb->address, &a, &why) == 0 && sock_addr_equal(&a, &cb->addr))
-                    nb->addr = a;
-                break;
-            }
-        }
+    if (srv->reload_why) {
+        const char *why = srv->reload_why;
+        srv->reload_why = NULL;
+        reload(srv, why);
     }
 }
 

@@ -958,6 +958,135 @@ static void test_dns_that_never_answers_does_not_hold_sigterm(void **state)
     assert_int_equal(ferry_count_log(f, " stopped"), 1);
 }
 
+/* A UDP socket on 127.0.0.77:53 that reads DNS queries and never answers; -1 when unavailable. */
+static int silent_dns(void)
+{
+    int dns = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(dns >= 0);
+    registry_track_fd(dns);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+    inet_pton(AF_INET, "127.0.0.77", &a.sin_addr);
+    if (bind(dns, (struct sockaddr *)&a, sizeof a) == -1)
+        return -1;
+    return dns;
+}
+
+/* A private /etc where host names not in hosts go to the silent DNS server. */
+static const char *etc_with_silent_dns(const char *resolv_options)
+{
+    const char *etc = temp_dir();
+    set_hosts(tfmt("%s/hosts", etc), "127.0.0.1 localhost");
+    write_file(tfmt("%s/nsswitch.conf", etc), "hosts: files dns\n");
+    write_file(tfmt("%s/resolv.conf", etc),
+               tfmt("nameserver 127.0.0.77\noptions %s\n", resolv_options));
+    return etc;
+}
+
+static void expect_dns_query(struct ferry *f, int dns)
+{
+    char query[512];
+    ssize_t n = recv_some(dns, query, sizeof query, 5000);
+    if (n <= 0) {
+        ferry_dump(f, "no DNS query");
+        fail_msg("no DNS query arrived after the reload (%zd)", n);
+    }
+}
+
+/*
+ * A reload resolves the file's new host names on the resolver thread: while it waits on a DNS
+ * server that never answers, the control thread still takes signals (more SIGHUPs coalesce into
+ * one reload that follows the one in progress), the running routes keep relaying, and when the
+ * lookup times out the reload is rejected with the name in the message. A fixed file then loads.
+ */
+static void test_reload_waiting_on_dns_keeps_taking_signals(void **state)
+{
+    (void)state;
+    if (!private_etc_supported())
+        skip(); /* needs a mount namespace of its own (root) to control /etc */
+    int dns = silent_dns();
+    if (dns < 0)
+        skip(); /* port 53 on 127.0.0.77 taken or not ours to bind */
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET), lport2 = free_port(AF_INET);
+    struct ferry_opts opts = {.etc_dir = etc_with_silent_dns("timeout:3 attempts:1")};
+    const char *base = tfmt("log: {level: debug}\n"
+                            "reload: {watch: false}\n"
+                            "routes:\n"
+                            "  - name: web\n"
+                            "    listen: 127.0.0.1:%d\n"
+                            "    backends: [127.0.0.1:%d]\n",
+                            lport, backend_port(b));
+    struct ferry *f = ferry_start_opts(base, &opts);
+    write_file(ferry_config_path(f), tfmt("%s"
+                                          "  - name: far\n"
+                                          "    listen: 127.0.0.1:%d\n"
+                                          "    backends: [nowhere.ferry.test:9]\n",
+                                          base, lport2));
+    ferry_signal(f, SIGHUP);
+    expect_dns_query(f, dns);
+    ferry_signal(f, SIGHUP);
+    ferry_signal(f, SIGHUP);
+    assert_true(
+        ferry_wait_log(f, "reload (SIGHUP) waits for the host name lookups in progress", 2000));
+    assert_int_equal(ferry_count_log(f, "reload rejected"), 0); /* the first is still waiting */
+    int c = connect_ok(lport);
+    send_str(c, "still relaying\n");
+    recv_expect(c, "still relaying\n");
+    close_fd(c);
+
+    /* The first reload, then the one the two later SIGHUPs coalesced into. */
+    assert_true(ferry_wait_log_count(f, "reload rejected (SIGHUP)", 2, 20000));
+    const char *line = log_line(f, "reload rejected (SIGHUP)");
+    assert_non_null(strstr(line, "nowhere.ferry.test"));
+    assert_non_null(strstr(line, "still running generation 1"));
+
+    write_file(ferry_config_path(f), tfmt("%s"
+                                          "  - name: far\n"
+                                          "    listen: 127.0.0.1:%d\n"
+                                          "    backends: [localhost:9]\n",
+                                          base, lport2));
+    ferry_signal(f, SIGHUP);
+    assert_true(ferry_wait_log(f, "reload generation=2", 10000));
+    assert_int_equal(ferry_count_log(f, "reload rejected"), 2);
+    ferry_stop(f);
+}
+
+/* SIGTERM while a reload waits on DNS: ferry drains and exits at once. */
+static void test_sigterm_during_reload_waiting_on_dns(void **state)
+{
+    (void)state;
+    if (!private_etc_supported())
+        skip(); /* needs a mount namespace of its own (root) to control /etc */
+    int dns = silent_dns();
+    if (dns < 0)
+        skip(); /* port 53 on 127.0.0.77 taken or not ours to bind */
+    int lport = free_port(AF_INET), lport2 = free_port(AF_INET);
+    struct ferry_opts opts = {.etc_dir = etc_with_silent_dns("timeout:5 attempts:2")};
+    const char *base = tfmt("reload: {watch: false}\n"
+                            "routes:\n"
+                            "  - name: web\n"
+                            "    listen: 127.0.0.1:%d\n"
+                            "    backends: [127.0.0.1:9]\n",
+                            lport);
+    struct ferry *f = ferry_start_opts(base, &opts);
+    write_file(ferry_config_path(f), tfmt("%s"
+                                          "  - name: far\n"
+                                          "    listen: 127.0.0.1:%d\n"
+                                          "    backends: [nowhere.ferry.test:9]\n",
+                                          base, lport2));
+    ferry_signal(f, SIGHUP);
+    expect_dns_query(f, dns);
+    int64_t t0 = now_ms();
+    ferry_signal(f, SIGTERM);
+    int code = ferry_wait_exit(f, 3000);
+    if (code != 0) {
+        ferry_dump(f, "SIGTERM during a reload's DNS lookup");
+        fail_msg("exit %d after SIGTERM during a reload's DNS lookup, want 0", code);
+    }
+    assert_true(now_ms() - t0 < 3000);
+    assert_int_equal(ferry_count_log(f, " stopped"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -974,6 +1103,8 @@ int main(void)
         E2E_TEST(test_watch_false_only_sighup_reloads),
         E2E_TEST(test_backend_host_name_followed),
         E2E_TEST(test_dns_that_never_answers_does_not_hold_sigterm),
+        E2E_TEST(test_reload_waiting_on_dns_keeps_taking_signals),
+        E2E_TEST(test_sigterm_during_reload_waiting_on_dns),
     };
     return E2E_MAIN(tests);
 }

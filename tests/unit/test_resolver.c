@@ -4,9 +4,10 @@
  * resolver_lookup() re-resolves exactly the backends written as host names, in place: an address
  * still among a name's answers is kept, another is replaced by the first answer, IP literals are
  * never touched, and the count of names is returned. The resolver thread takes one job at a time
- * (a second submit is refused while one is out), signals completion on its eventfd, and hands the
- * very job back through resolver_take(); stopping it frees a job that was never taken. Waits are
- * poll() calls with a deadline.
+ * (a second submit of either kind is refused while one is out), signals completion on its eventfd,
+ * and hands the very job back through resolver_take(); a load job returns the file's new
+ * configuration or the error that rejects it; stopping it frees a job that was never taken. Waits
+ * are poll() calls with a deadline.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +16,10 @@
 #include <cmocka.h>
 
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "resolver.h"
 
@@ -77,21 +81,83 @@ static void test_thread_runs_one_job_at_a_time(void **state)
     struct config *c = load(), *other = load();
     struct sockaddr_any localhost = c->routes[0].backends[0].addr;
     c->routes[0].backends[0].addr = addr("127.0.0.9:5432");
-    char failing[256];
-    unsigned names = 0;
-    assert_null(resolver_take(r, failing, sizeof(failing), &names)); /* nothing submitted */
+    struct resolver_result res;
+    assert_false(resolver_take(r, &res)); /* nothing submitted */
+    assert_false(resolver_busy(r));
     assert_true(resolver_submit(r, c));
-    assert_false(resolver_submit(r, other)); /* busy until taken */
+    assert_true(resolver_busy(r));
+    assert_false(resolver_submit(r, other));            /* busy until taken */
+    assert_false(resolver_submit_load(r, "x.yaml", c)); /* whatever the kind of job */
     assert_true(readable(resolver_fd(r)));
-    struct config *done = resolver_take(r, failing, sizeof(failing), &names);
-    assert_ptr_equal(done, c);
-    assert_int_equal(names, 1);
-    assert_string_equal(failing, "");
-    assert_true(sock_addr_equal(&done->routes[0].backends[0].addr, &localhost));
-    config_unref(done);
+    assert_true(resolver_take(r, &res));
+    assert_false(res.load);
+    assert_ptr_equal(res.cfg, c);
+    assert_int_equal(res.names, 1);
+    assert_string_equal(res.failing, "");
+    assert_true(sock_addr_equal(&res.cfg->routes[0].backends[0].addr, &localhost));
+    config_unref(res.cfg);
+    assert_false(resolver_busy(r));
     /* Free again: the next job is taken, and left untaken for resolver_stop() to free. */
     assert_true(resolver_submit(r, other));
     assert_true(readable(resolver_fd(r)));
+    resolver_stop(r);
+}
+
+static char *write_temp(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/ferry-resolver-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* A reload's file is loaded on the thread: the new configuration, or the error that rejects it. */
+static void test_load_job_returns_config_or_error(void **state)
+{
+    (void)state;
+    struct resolver *r = resolver_start();
+    assert_non_null(r);
+    struct config *cur = load();
+    struct resolver_result res;
+
+    char *path = write_temp("routes:\n"
+                            "  - name: db\n"
+                            "    listen: 127.0.0.1:7001\n"
+                            "    backends: [localhost:5432]\n");
+    assert_true(resolver_submit_load(r, path, cur));
+    assert_true(readable(resolver_fd(r)));
+    assert_true(resolver_take(r, &res));
+    unlink(path);
+    assert_true(res.load);
+    assert_non_null(res.cfg);
+    assert_int_equal(res.cfg->nroutes, 1);
+    assert_int_equal(res.cfg->routes[0].nbackends, 1);
+    assert_true(res.cfg->routes[0].backends[0].named);
+    assert_true(
+        sock_addr_equal(&res.cfg->routes[0].backends[0].addr, &cur->routes[0].backends[0].addr));
+    config_unref(res.cfg);
+
+    path = write_temp("routes:\n"
+                      "  - name: db\n"
+                      "    lisen: 127.0.0.1:7001\n");
+    assert_true(resolver_submit_load(r, path, cur));
+    assert_true(readable(resolver_fd(r)));
+    assert_true(resolver_take(r, &res));
+    assert_true(res.load);
+    assert_null(res.cfg);
+    assert_non_null(strstr(res.err.msg, ":3:5: unknown key 'lisen'"));
+    unlink(path);
+
+    assert_true(resolver_submit_load(r, "/nonexistent/ferry.yaml", cur));
+    assert_true(readable(resolver_fd(r)));
+    assert_true(resolver_take(r, &res));
+    assert_null(res.cfg);
+    assert_non_null(strstr(res.err.msg, "/nonexistent/ferry.yaml"));
+
+    config_unref(cur); /* the jobs held references of their own */
     resolver_stop(r);
 }
 
@@ -113,6 +179,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup_moves_only_names_that_moved),
         cmocka_unit_test(test_thread_runs_one_job_at_a_time),
+        cmocka_unit_test(test_load_job_returns_config_or_error),
         cmocka_unit_test(test_stop_idle_and_stop_with_job_queued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
