@@ -28,8 +28,6 @@ struct session;
 struct worker;
 
 #define WORKER_MAX_POOLS 64
-/* Bytes a worker lets grown rings (buffer_max) hold at once; past it, streams keep buffer_size. */
-#define WORKER_GROWN_BUDGET ((size_t)64 << 20)
 
 /* Process-wide state shared by all workers. */
 struct shared {
@@ -110,7 +108,7 @@ struct worker {
     struct bufpool pools[WORKER_MAX_POOLS];
     unsigned pool_users[WORKER_MAX_POOLS]; /* routes (of any live generation) using each pool */
     size_t npools;
-    size_t grown_bytes; /* held by grown rings (from big_pools), at most WORKER_GROWN_BUDGET */
+    size_t grown_bytes; /* held by grown rings (from big_pools), at most cfg->buffer_budget */
 
     struct session *sessions; /* doubly linked, for shutdown */
     size_t nsessions;

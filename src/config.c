@@ -492,6 +492,16 @@ static int set_max_connections(struct pctx *p, yaml_node_t *v, const char *key)
     return 0;
 }
 
+static int set_buffer_budget(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s, *why;
+    if (scalar(p, v, key, &s))
+        return -1;
+    if (config_parse_size(s, &p->cfg->buffer_budget, &why) != 0)
+        return fail_at(p, v, "'%s': bad size '%s': %s", key, s, why);
+    return 0;
+}
+
 static int set_shutdown_timeout(struct pctx *p, yaml_node_t *v, const char *key)
 {
     return get_duration(p, v, key, true, &p->cfg->shutdown_timeout_ms);
@@ -711,6 +721,7 @@ static const struct key_entry top_keys[] = {
     {"max_connections", set_max_connections, false},
     {"shutdown_timeout", set_shutdown_timeout, false},
     {"resolve_interval", set_resolve_interval, false},
+    {"buffer_budget", set_buffer_budget, false},
     {"reload", set_reload, false},
     {"log", set_log, false},
     {"defaults", set_defaults, false},
@@ -746,6 +757,7 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
     c->workers = 1;
     c->shutdown_timeout_ms = 30000;
     c->resolve_interval_ms = 30000;
+    c->buffer_budget = 64u << 20;
     c->log_level = LOG_INFO;
     c->log_format = LOG_TEXT;
     c->log_access = true;
@@ -909,6 +921,9 @@ void config_print(const struct config *c, FILE *out)
             !c->has_names            ? " (no backend host names)"
             : c->resolve_interval_ms ? ""
                                      : " (host names looked up only at load and reload)");
+    config_format_size(c->buffer_budget, a, sizeof(a));
+    fprintf(out, "buffer_budget: %s per worker%s\n", a,
+            c->buffer_budget ? "" : " (rings never grow past buffer_size)");
     for (size_t i = 0; i < c->nroutes; i++) {
         const struct route_conf *r = &c->routes[i];
         fprintf(out, "route %s\n", r->name);

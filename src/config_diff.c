@@ -166,6 +166,12 @@ unsigned config_diff(const struct config *a, const struct config *b, config_diff
         config_format_duration(b->resolve_interval_ms, y, sizeof(y));
         say(&d, "resolve_interval %s -> %s", x, y);
     }
+    if (a->buffer_budget != b->buffer_budget) {
+        char x[32], y[32];
+        config_format_size(a->buffer_budget, x, sizeof(x));
+        config_format_size(b->buffer_budget, y, sizeof(y));
+        say(&d, "buffer_budget %s -> %s", x, y);
+    }
     if (a->log_level != b->log_level)
         say(&d, "log level %s -> %s", log_level_name(a->log_level), log_level_name(b->log_level));
     if (a->log_format != b->log_format)

@@ -2,7 +2,8 @@
  * session.c - the relay of one client/backend pair.
  *
  * Owns both fds, both rings and the pair's timer. It moves bytes with read(v)/write(v) straight
- * into and out of the rings, reads a side only while the ring toward the other side has room and
+ * into and out of the rings (buffer_size each, buffer_max while a direction streams; see
+ * ring_take), reads a side only while the ring toward the other side has room and
  * writes only while data waits (readiness is tracked here: both sockets are registered once,
  * edge-triggered), forwards a FIN only once every byte before it is delivered, and turns a reset
  * on one side into a reset on the other. It never parses configuration and never chooses a
@@ -130,10 +131,11 @@ static void ring_give_back(struct session *s, struct ring *r)
 /*
  * Give the ring of this direction an area to read into. Most pairs carry small messages and
  * read into buffer_size. A direction that streams (its last read filled all it was offered, or
- * buffer_size at least) reads into buffer_max instead, while the worker's budget for such areas
- * lasts: larger reads and writes mean fewer syscalls and, more, fewer and larger TCP segments
- * (measured on loopback: about half the CPU per GB at 256 KiB). An empty ring changes size on the
- * spot; one holding bytes keeps its area until it drains. Returns 0 or -ENOMEM.
+ * buffer_size at least) reads into buffer_max instead, while the worker's buffer_budget for such
+ * areas lasts (the session's configuration says how much): larger reads and writes mean fewer
+ * syscalls and, more, fewer and larger TCP segments (measured on loopback: about half the CPU per
+ * GB at 256 KiB). An empty ring changes size on the spot; one holding bytes keeps its area until it
+ * drains. Returns 0 or -ENOMEM.
  */
 static int ring_take(struct session *s, int dir)
 {
@@ -141,7 +143,7 @@ static int ring_take(struct session *s, int dir)
     struct route_rt *rt = s->route;
     bool big = ring_is_big(s, r);
     bool want = s->streams[dir] && rt->big_pool &&
-                (big || s->w->grown_bytes + rt->big_pool->size <= WORKER_GROWN_BUDGET);
+                (big || s->w->grown_bytes + rt->big_pool->size <= rt->cfg->buffer_budget);
     if (r->area) {
         if (r->len || big == want)
             return 0;

@@ -462,6 +462,64 @@ static void test_streaming_direction_grows_its_ring(void **state)
     ferry_stop(f);
 }
 
+/*
+ * buffer_budget bounds what grown rings hold per worker: with room for one, a pair whose ring grew
+ * and is held full by a backend that does not read leaves a second streaming pair at buffer_size;
+ * once the first pair drains and hands its ring back, the next stream grows again. Every byte of
+ * the three streams arrives intact.
+ */
+static void test_buffer_budget_bounds_grown_rings(void **state)
+{
+    (void)state;
+#ifdef FERRY_E2E_SPLICE
+    skip();
+#endif
+    int bport, lport = free_port(AF_INET);
+    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(lfd, "backend listen");
+    struct ferry *f = ferry_start(tfmt("log: {level: debug}\n"
+                                       "buffer_budget: 256KiB\n"
+                                       "routes:\n"
+                                       "  - name: grow\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, bport));
+    const char *grew = "route grow: client->backend streams: its ring grows to 256KiB";
+
+    /* Pair 1: the backend reads nothing until told, so the grown ring stays full. */
+    int c1 = connect_ok(lport);
+    int b1 = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b1, "ferry did not connect to the backend");
+    struct pump *tx1 = pump_send(c1, 8 * MIB, 21, true, 30000);
+    assert_true(ferry_wait_log(f, grew, NET_TIMEOUT_MS));
+    assert_true(pump_wait_stalled(tx1, 200, 10000));
+
+    /* Pair 2 streams as much while pair 1 holds the budget: it never grows. */
+    int c2 = connect_ok(lport);
+    int b2 = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b2, "ferry did not connect to the backend");
+    stream_one_way(c2, b2, 8 * MIB, 22);
+    assert_int_equal(ferry_count_log(f, grew), 1);
+
+    /* Pair 1 drains: everything it held arrives, and its ring goes back. */
+    struct pump *rx1 = pump_recv(b1, 10000);
+    struct pump_result sent, got;
+    pump_join(tx1, 30000, &sent);
+    pump_join(rx1, 30000, &got);
+    assert_same_stream(&sent, &got, 8 * MIB);
+
+    /* The budget is free again: pair 3 grows. */
+    int c3 = connect_ok(lport);
+    int b3 = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b3, "ferry did not connect to the backend");
+    stream_one_way(c3, b3, 8 * MIB, 23);
+    assert_true(ferry_wait_log_count(f, grew, 2, NET_TIMEOUT_MS));
+    int fds[] = {c1, b1, c2, b2, c3, b3, lfd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        close_fd(fds[i]);
+    ferry_stop(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +538,7 @@ int main(void)
         E2E_TEST(test_pipes_only_when_splicing),
         E2E_TEST(test_urgent_byte_dropped_stream_goes_on),
         E2E_TEST(test_streaming_direction_grows_its_ring),
+        E2E_TEST(test_buffer_budget_bounds_grown_rings),
     };
     return E2E_MAIN(tests);
 }

@@ -108,6 +108,7 @@ static const char full_example[] =
     "max_connections: 10000        # client connections across all routes\n"
     "shutdown_timeout: 30s         # on SIGTERM/SIGINT: stop accepting, let pairs finish\n"
     "resolve_interval: 30s         # backend host names looked up again this often\n"
+    "buffer_budget: 32MiB          # per worker, for rings grown past buffer_size\n"
     "log:\n"
     "  level: info                 # error | warn | info | debug\n"
     "  format: text                # text | json\n"
@@ -117,6 +118,7 @@ static const char full_example[] =
     "  idle_timeout: 1h            # 0 = never (warned)\n"
     "  connect_attempts: 3         # backends tried for one client connection at most\n"
     "  buffer_size: 16KiB          # ring buffer per direction per connection pair\n"
+    "  buffer_max: 128KiB          # a streaming direction's ring grows up to this\n"
     "routes:\n"
     "  - name: web                 # unique, [A-Za-z0-9_.-]+\n"
     "    listen: 0.0.0.0:8080      # \"host:port\", \"[v6]:port\", or a list of them\n"
@@ -144,6 +146,8 @@ static void test_full_example(void **state)
     assert_int_equal(c->defaults.idle_timeout_ms, 3600 * 1000);
     assert_int_equal(c->defaults.connect_attempts, 3);
     assert_int_equal(c->defaults.buffer_size, 16 * 1024);
+    assert_int_equal(c->defaults.buffer_max, 128 * 1024);
+    assert_int_equal(c->buffer_budget, 32 << 20);
     assert_int_equal(c->refs, 1);
     assert_true(c->hash == config_hash_bytes(full_example, strlen(full_example)));
 
@@ -799,6 +803,17 @@ static void test_buffer_max(void **state)
                  "'buffer_max' (32KiB) is smaller than buffer_size (64KiB)");
     route_setting_error("buffer_max: 65MiB", 17, "'buffer_max' must be from 64 bytes to 64MiB");
     route_setting_error("buffer_max: lots", 17, "'buffer_max': bad size 'lots'");
+
+    /* buffer_budget: per worker, 64MiB unless set; 0 means no ring ever grows. */
+    c = load("routes:\n" ROUTE_WEB);
+    assert_int_equal(c->buffer_budget, 64 << 20);
+    config_unref(c);
+    c = load("buffer_budget: 0\nroutes:\n" ROUTE_WEB);
+    assert_int_equal(c->buffer_budget, 0);
+    config_unref(c);
+    expect_error("buffer_budget: 1GB\nroutes:\n" ROUTE_WEB, 1, 16,
+                 "'buffer_budget': bad size '1GB': unknown size unit");
+    expect_error("buffer_budget: [1]\nroutes:\n" ROUTE_WEB, 1, 16, "'buffer_budget'");
 }
 
 static void test_weight_range(void **state)
@@ -1154,7 +1169,24 @@ static void test_print_shows_effective_settings(void **state)
     assert_contains(out, "1 route\n");
     assert_contains(out, "max_connections: derived from the open-file limit");
     assert_contains(out, "shutdown_timeout: 30s\n");
+    assert_contains(out, "buffer_budget: 64MiB per worker\n");
     assert_contains(out, "idle_timeout: 1h\n");
+    assert_contains(out, "buffer_max: 256KiB (while a direction streams)\n");
+    free(out);
+    config_unref(c);
+
+    /* Growth turned off, per route or everywhere, is said so. */
+    c = load("buffer_budget: 0\n"
+             "routes:\n"
+             "  - name: web\n"
+             "    listen: 127.0.0.1:8080\n"
+             "    buffer_max: 16KiB\n"
+             "    backends: [127.0.0.1:9000]\n");
+    f = open_memstream(&out, &len);
+    config_print(c, f);
+    fclose(f);
+    assert_contains(out, "buffer_budget: 0 per worker (rings never grow past buffer_size)\n");
+    assert_contains(out, "buffer_max: 16KiB (rings never grow)\n");
     free(out);
     config_unref(c);
 }
