@@ -63,7 +63,8 @@ enum { SIDE_CLIENT = 0, SIDE_BACKEND = 1 };
 struct session_pipes {
     int rd[2], wr[2]; /* per direction: the pipe's read and write ends */
     size_t len[2];    /* bytes in the pipe, spliced in from the source, not yet out */
-    size_t cap;       /* bytes a pipe holds (F_GETPIPE_SZ; 64 KiB unless the system limits it) */
+    size_t cap[2];    /* bytes the pipe holds now: base, or more while the direction streams */
+    size_t base;      /* a new pipe's size (F_GETPIPE_SZ; 64 KiB unless the system limits it) */
 };
 
 struct session {

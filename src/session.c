@@ -216,8 +216,20 @@ static struct session_pipes *pipes_new(void)
         p->wr[d] = fds[1];
     }
     int cap = fcntl(p->wr[0], F_GETPIPE_SZ);
-    p->cap = cap > 0 ? (size_t)cap : 4096;
+    p->base = cap > 0 ? (size_t)cap : 4096;
+    p->cap[0] = p->cap[1] = p->base;
     return p;
+}
+
+/* Free the pair's pipes, handing what grown pipes took back to the worker's budget. */
+static void pipes_drop(struct session *s)
+{
+    struct session_pipes *p = s->pipes;
+    if (!p)
+        return;
+    s->w->grown_bytes -= (p->cap[0] - p->base) + (p->cap[1] - p->base);
+    pipes_free(p);
+    s->pipes = NULL;
 }
 
 void session_close(struct session *s, enum session_cause cause)
@@ -252,8 +264,7 @@ void session_close(struct session *s, enum session_cause cause)
         s->route->bal.b[s->backend_idx].active--;
     close_side(&s->client, reset_client);
     close_side(&s->backend, reset_backend);
-    pipes_free(s->pipes);
-    s->pipes = NULL;
+    pipes_drop(s);
     for (int d = 0; d < 2; d++)
         if (s->ring[d].area)
             ring_give_back(s, &s->ring[d]);
@@ -472,6 +483,38 @@ static int past_urgent_mark(struct session *s, int dir)
 }
 
 /*
+ * The splice counterpart of ring_take(): the first time a direction streams (one splice moved
+ * buffer_size or more), its pipe is resized to buffer_max if the worker's buffer_budget allows,
+ * and keeps that size until the pair closes. (Shrinking it back whenever a splice moved little
+ * was measured: a stream then flaps between sizes, an fcntl each time.) A pipe's size is what it
+ * may pin in the kernel while bytes are in flight, so grown pipes count against the same budget as
+ * grown rings. A resize the kernel refuses (the per-user pipe limits, say) leaves the pipe as it
+ * was, and is not tried again for the direction.
+ */
+static void pipe_grow(struct session *s, int dir)
+{
+    struct session_pipes *p = s->pipes;
+    struct route_rt *rt = s->route;
+    size_t want = settings_buffer_max(&rt->conf->s);
+    if (s->grew[dir] || want <= p->cap[dir] ||
+        s->w->grown_bytes + (want - p->base) > rt->cfg->buffer_budget)
+        return;
+    s->grew[dir] = 1;
+    int got = fcntl(p->wr[dir], F_SETPIPE_SZ, want > INT_MAX ? INT_MAX : (int)want);
+    if (got < 0 || (size_t)got <= p->cap[dir]) {
+        log_debug("route %s: cannot grow a pipe to %zu bytes (%s)", rt->conf->name, want,
+                  got < 0 ? strerror(errno) : "refused");
+        return;
+    }
+    s->w->grown_bytes += (size_t)got - p->cap[dir];
+    p->cap[dir] = (size_t)got;
+    char b[32];
+    config_format_size((size_t)got, b, sizeof(b));
+    log_debug("route %s: %s streams: its pipe grows to %s", rt->conf->name,
+              dir == DIR_UP ? "client->backend" : "backend->client", b);
+}
+
+/*
  * The same as relay() for a splice route: the bytes go from the source socket into this
  * direction's pipe and from the pipe to the destination socket without entering user space. A
  * pipe holds a limited number of buffers whatever their size, so a short or refused splice into
@@ -483,7 +526,6 @@ static bool relay_splice(struct session *s, int dir)
     struct io *src = dir == DIR_UP ? &s->client : &s->backend;
     struct io *dst = dir == DIR_UP ? &s->backend : &s->client;
     struct session_pipes *p = s->pipes;
-    size_t cap = p->cap;
     bool dst_up = dir == DIR_DOWN || s->state == SESSION_RELAYING;
     bool src_ready = s->can_read[dir], dst_ready = dst_up && s->can_write[!dir];
     int round;
@@ -509,11 +551,13 @@ static bool relay_splice(struct session *s, int dir)
                 progress = n > 0;
             }
         }
-        if (src_ready && !s->eof[dir] && p->len[dir] < cap) {
-            ssize_t n = splice(src->fd, NULL, p->wr[dir], NULL, cap - p->len[dir],
+        if (src_ready && !s->eof[dir] && p->len[dir] < p->cap[dir]) {
+            ssize_t n = splice(src->fd, NULL, p->wr[dir], NULL, p->cap[dir] - p->len[dir],
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 p->len[dir] += (size_t)n;
+                if ((size_t)n >= s->route->conf->s.buffer_size && !s->grew[dir])
+                    pipe_grow(s, dir);
                 s->last_active_ms = s->w->loop.now;
                 progress = true;
             } else if (n == 0) {
@@ -703,8 +747,7 @@ static void connect_next(struct session *s)
             /* The backend socket matters more than the pipes: give them up for the rings. */
             log_debug("route %s: out of file descriptors: relaying through the rings",
                       rt->conf->name);
-            pipes_free(s->pipes);
-            s->pipes = NULL;
+            pipes_drop(s);
             fd = sock_connect(&b->addr);
         }
         if (fd < 0) {
