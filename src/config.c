@@ -395,16 +395,24 @@ static int set_connect_attempts(struct pctx *p, yaml_node_t *v, const char *key)
     return 0;
 }
 
-static int set_buffer_size(struct pctx *p, yaml_node_t *v, const char *key)
+/* A buffer size: a size from 64 bytes to 64MiB. */
+static int get_buffer_size(struct pctx *p, yaml_node_t *v, const char *key, uint64_t *n)
 {
     const char *s, *why;
-    uint64_t n;
     if (scalar(p, v, key, &s))
         return -1;
-    if (config_parse_size(s, &n, &why) != 0)
+    if (config_parse_size(s, n, &why) != 0)
         return fail_at(p, v, "'%s': bad size '%s': %s", key, s, why);
-    if (n < CONFIG_BUFFER_MIN || n > CONFIG_BUFFER_MAX)
+    if (*n < CONFIG_BUFFER_MIN || *n > CONFIG_BUFFER_MAX)
         return fail_at(p, v, "'%s' must be from 64 bytes to 64MiB, got '%s'", key, s);
+    return 0;
+}
+
+static int set_buffer_size(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    uint64_t n;
+    if (get_buffer_size(p, v, key, &n))
+        return -1;
     settings(p)->buffer_size = (size_t)n;
     return 0;
 }
@@ -413,21 +421,17 @@ static int set_buffer_size(struct pctx *p, yaml_node_t *v, const char *key)
  * buffer_max inherited from `defaults` below a route's own buffer_size just means no growth. */
 static int set_buffer_max(struct pctx *p, yaml_node_t *v, const char *key)
 {
-    const char *s, *why;
     uint64_t n;
-    if (scalar(p, v, key, &s))
+    if (get_buffer_size(p, v, key, &n))
         return -1;
-    if (config_parse_size(s, &n, &why) != 0)
-        return fail_at(p, v, "'%s': bad size '%s': %s", key, s, why);
-    if (n < CONFIG_BUFFER_MIN || n > CONFIG_BUFFER_MAX)
-        return fail_at(p, v, "'%s' must be from 64 bytes to 64MiB, got '%s'", key, s);
     if (n < settings(p)->buffer_size) {
-        char b[32];
+        char a[32], b[32];
+        config_format_size(n, a, sizeof(a));
         config_format_size(settings(p)->buffer_size, b, sizeof(b));
         return fail_at(p, v,
                        "'%s' (%s) is smaller than buffer_size (%s): set it to buffer_size for "
                        "rings that never grow",
-                       key, s, b);
+                       key, a, b);
     }
     settings(p)->buffer_max = (size_t)n;
     return 0;

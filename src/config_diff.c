@@ -84,24 +84,28 @@ static bool has_listen(const struct route_conf *r, const struct listen_conf *l)
     return false;
 }
 
-static void dur(struct diff *d, const char *route, const char *key, uint64_t a, uint64_t b)
+typedef void (*format_fn)(uint64_t v, char *buf, size_t len);
+
+/* "route R: KEY A -> B" for a changed duration or size. */
+static void changed(struct diff *d, const char *route, const char *key, uint64_t a, uint64_t b,
+                    format_fn fmt)
 {
     if (a == b)
         return;
     char x[32], y[32];
-    config_format_duration(a, x, sizeof(x));
-    config_format_duration(b, y, sizeof(y));
+    fmt(a, x, sizeof(x));
+    fmt(b, y, sizeof(y));
     say(d, "route %s: %s %s -> %s", route, key, x, y);
+}
+
+static void dur(struct diff *d, const char *route, const char *key, uint64_t a, uint64_t b)
+{
+    changed(d, route, key, a, b, config_format_duration);
 }
 
 static void size(struct diff *d, const char *route, const char *key, uint64_t a, uint64_t b)
 {
-    if (a == b)
-        return;
-    char x[32], y[32];
-    config_format_size(a, x, sizeof(x));
-    config_format_size(b, y, sizeof(y));
-    say(d, "route %s: %s %s -> %s", route, key, x, y);
+    changed(d, route, key, a, b, config_format_size);
 }
 
 static void diff_route(struct diff *d, const struct route_conf *a, const struct route_conf *b)

@@ -908,13 +908,11 @@ static void test_backend_host_name_followed(void **state)
 }
 
 /*
- * The lookups run on a thread of their own: with the name gone from /etc/hosts and the only DNS
- * server a socket here that reads queries and never answers (glibc waits 5 s per try), ferry still
- * drains and exits on SIGTERM at once. The query arriving proves a lookup is in flight.
+ * A UDP socket on 127.0.0.77:53 that reads DNS queries and never answers. Skips the test where
+ * ferry cannot be given a private /etc to point at it, or the address is not ours to bind.
  */
-static void test_dns_that_never_answers_does_not_hold_sigterm(void **state)
+static int silent_dns(void)
 {
-    (void)state;
     if (!private_etc_supported())
         skip(); /* needs a mount namespace of its own (root) to control /etc */
     int dns = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -924,50 +922,6 @@ static void test_dns_that_never_answers_does_not_hold_sigterm(void **state)
     inet_pton(AF_INET, "127.0.0.77", &a.sin_addr);
     if (bind(dns, (struct sockaddr *)&a, sizeof a) == -1)
         skip(); /* port 53 on 127.0.0.77 taken or not ours to bind */
-    const char *etc = temp_dir();
-    const char *hosts = tfmt("%s/hosts", etc);
-    set_hosts(hosts, "127.0.0.2 slow.ferry.test");
-    write_file(tfmt("%s/nsswitch.conf", etc), "hosts: files dns\n");
-    write_file(tfmt("%s/resolv.conf", etc),
-               "nameserver 127.0.0.77\noptions timeout:5 attempts:2\n");
-    int lport = free_port(AF_INET);
-    struct ferry_opts opts = {.etc_dir = etc};
-    struct ferry *f = ferry_start_opts(tfmt("resolve_interval: 100ms\n"
-                                            "shutdown_timeout: 10s\n"
-                                            "routes:\n"
-                                            "  - name: slow\n"
-                                            "    listen: 127.0.0.1:%d\n"
-                                            "    backends: [slow.ferry.test:9]\n",
-                                            lport),
-                                       &opts);
-    set_hosts(hosts, "# gone");
-    char query[512];
-    ssize_t n = recv_some(dns, query, sizeof query, 3000);
-    if (n <= 0) {
-        ferry_dump(f, "no DNS query");
-        fail_msg("no DNS query arrived after the name left /etc/hosts (%zd)", n);
-    }
-    int64_t t0 = now_ms();
-    ferry_signal(f, SIGTERM);
-    int code = ferry_wait_exit(f, 3000);
-    if (code != 0) {
-        ferry_dump(f, "SIGTERM during a DNS lookup");
-        fail_msg("exit %d after SIGTERM during a DNS lookup, want 0", code);
-    }
-    assert_true(now_ms() - t0 < 3000);
-    assert_int_equal(ferry_count_log(f, " stopped"), 1);
-}
-
-/* A UDP socket on 127.0.0.77:53 that reads DNS queries and never answers; -1 when unavailable. */
-static int silent_dns(void)
-{
-    int dns = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(dns >= 0);
-    registry_track_fd(dns);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
-    inet_pton(AF_INET, "127.0.0.77", &a.sin_addr);
-    if (bind(dns, (struct sockaddr *)&a, sizeof a) == -1)
-        return -1;
     return dns;
 }
 
@@ -988,8 +942,49 @@ static void expect_dns_query(struct ferry *f, int dns)
     ssize_t n = recv_some(dns, query, sizeof query, 5000);
     if (n <= 0) {
         ferry_dump(f, "no DNS query");
-        fail_msg("no DNS query arrived after the reload (%zd)", n);
+        fail_msg("no DNS query arrived (%zd)", n);
     }
+}
+
+/* SIGTERM now: ferry drains and exits 0 within 3 s, whatever it was waiting on (during). */
+static void sigterm_exits_at_once(struct ferry *f, const char *during)
+{
+    int64_t t0 = now_ms();
+    ferry_signal(f, SIGTERM);
+    int code = ferry_wait_exit(f, 3000);
+    if (code != 0) {
+        ferry_dump(f, tfmt("SIGTERM during %s", during));
+        fail_msg("exit %d after SIGTERM during %s, want 0", code, during);
+    }
+    assert_true(now_ms() - t0 < 3000);
+    assert_int_equal(ferry_count_log(f, " stopped"), 1);
+}
+
+/*
+ * The lookups run on a thread of their own: with the name gone from /etc/hosts and the only DNS
+ * server a socket here that reads queries and never answers (glibc waits 5 s per try), ferry still
+ * drains and exits on SIGTERM at once. The query arriving proves a lookup is in flight.
+ */
+static void test_dns_that_never_answers_does_not_hold_sigterm(void **state)
+{
+    (void)state;
+    int dns = silent_dns();
+    const char *etc = etc_with_silent_dns("timeout:5 attempts:2");
+    const char *hosts = tfmt("%s/hosts", etc);
+    set_hosts(hosts, "127.0.0.2 slow.ferry.test");
+    int lport = free_port(AF_INET);
+    struct ferry_opts opts = {.etc_dir = etc};
+    struct ferry *f = ferry_start_opts(tfmt("resolve_interval: 100ms\n"
+                                            "shutdown_timeout: 10s\n"
+                                            "routes:\n"
+                                            "  - name: slow\n"
+                                            "    listen: 127.0.0.1:%d\n"
+                                            "    backends: [slow.ferry.test:9]\n",
+                                            lport),
+                                       &opts);
+    set_hosts(hosts, "# gone");
+    expect_dns_query(f, dns);
+    sigterm_exits_at_once(f, "a DNS lookup");
 }
 
 /*
@@ -1001,11 +996,7 @@ static void expect_dns_query(struct ferry *f, int dns)
 static void test_reload_waiting_on_dns_keeps_taking_signals(void **state)
 {
     (void)state;
-    if (!private_etc_supported())
-        skip(); /* needs a mount namespace of its own (root) to control /etc */
     int dns = silent_dns();
-    if (dns < 0)
-        skip(); /* port 53 on 127.0.0.77 taken or not ours to bind */
     struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
     int lport = free_port(AF_INET), lport2 = free_port(AF_INET);
     struct ferry_opts opts = {.etc_dir = etc_with_silent_dns("timeout:3 attempts:1")};
@@ -1055,11 +1046,7 @@ static void test_reload_waiting_on_dns_keeps_taking_signals(void **state)
 static void test_sigterm_during_reload_waiting_on_dns(void **state)
 {
     (void)state;
-    if (!private_etc_supported())
-        skip(); /* needs a mount namespace of its own (root) to control /etc */
     int dns = silent_dns();
-    if (dns < 0)
-        skip(); /* port 53 on 127.0.0.77 taken or not ours to bind */
     int lport = free_port(AF_INET), lport2 = free_port(AF_INET);
     struct ferry_opts opts = {.etc_dir = etc_with_silent_dns("timeout:5 attempts:2")};
     const char *base = tfmt("reload: {watch: false}\n"
@@ -1076,15 +1063,7 @@ static void test_sigterm_during_reload_waiting_on_dns(void **state)
                                           base, lport2));
     ferry_signal(f, SIGHUP);
     expect_dns_query(f, dns);
-    int64_t t0 = now_ms();
-    ferry_signal(f, SIGTERM);
-    int code = ferry_wait_exit(f, 3000);
-    if (code != 0) {
-        ferry_dump(f, "SIGTERM during a reload's DNS lookup");
-        fail_msg("exit %d after SIGTERM during a reload's DNS lookup, want 0", code);
-    }
-    assert_true(now_ms() - t0 < 3000);
-    assert_int_equal(ferry_count_log(f, " stopped"), 1);
+    sigterm_exits_at_once(f, "a reload's DNS lookup");
 }
 
 int main(void)
