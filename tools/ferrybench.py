@@ -8,6 +8,8 @@ One run starts every subject once and interleaves the timed workloads in rounds
   haproxy   HAProxy `mode tcp`            (--workers N: nbthread N)
   nginx     nginx `stream` module         (--workers N: worker_processes N)
   ferry     ferry (--ferry PATH)          (--workers N: `workers: N`)
+  ferry-16k     (only when asked for with --only) the same ferry with `buffer_max: 16KiB`: rings
+                that never grow, the buffer size HAProxy and nginx use by default
   ferry-splice  the same ferry with `defaults: {splice: true}` (splice(2) through pipes); not in
                 the idle and active workloads: a spliced pair holds 6 fds, so 9000 of them do
                 not fit the open-file limit (ferry derives max_connections accordingly)
@@ -55,8 +57,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
-SUBJECTS = ["direct", "haproxy", "nginx", "ferry", "ferry-splice"]
-PROXIES = ["haproxy", "nginx", "ferry", "ferry-splice"]
+SUBJECTS = ["direct", "haproxy", "nginx", "ferry", "ferry-splice", "ferry-16k"]
+DEFAULT_SUBJECTS = ["direct", "haproxy", "nginx", "ferry", "ferry-splice"]
+PROXIES = ["haproxy", "nginx", "ferry", "ferry-splice", "ferry-16k"]
+FERRIES = ("ferry", "ferry-splice", "ferry-16k")
 TIMED = ["tput1", "tput1r", "tput8", "tput8r", "rps", "cps"]
 WORKLOADS = ["idle"] + TIMED + ["active", "integrity"]
 ROUTES = ["iperf", "http", "echo", "integ"]
@@ -738,11 +742,12 @@ defaults
                             f"proxy_pass 127.0.0.1:{bp[r]}; }}\n")
                 f.write("}\n")
             argv = ["nginx", "-p", w, "-c", conf, "-e", f"{w}/proxy-nginx.err"]
-        elif s in ("ferry", "ferry-splice"):
+        elif s in FERRIES:
             # a directory of its own: ferry watches the config's directory
             os.makedirs(os.path.join(w, f"{s}-conf"), exist_ok=True)
             conf = os.path.join(w, f"{s}-conf", "ferry.yaml")
-            splice = ", splice: true" if s == "ferry-splice" else ""
+            splice = {"ferry-splice": ", splice: true",
+                      "ferry-16k": ", buffer_max: 16KiB"}.get(s, "")
             with open(conf, "w") as f:
                 f.write(f"workers: {n}\nshutdown_timeout: 2s\n"
                         f"log: {{level: {self.args.ferry_log_level}, format: text, "
@@ -1413,22 +1418,26 @@ def targets(S, workloads):
     return rows
 
 
-def splice_rows(S, workloads):
+def splice_rows(S, workloads, other="ferry-splice", cpu_bound=0.67):
     """ferry-splice against ferry's ring path: splice is worth having only if it cuts CPU per GB
-    by a third or more on bulk transfers (and it must not lose throughput)."""
-    f, s = S.get("ferry", {}), S.get("ferry-splice", {})
+    by a third or more on bulk transfers (and it must not lose throughput). With other="ferry-16k":
+    the rings at a fixed 16 KiB against ferry's growing rings (cpu_bound None: shown, no bar)."""
+    f, s = S.get("ferry", {}), S.get(other, {})
     rows = []
     for w, name in (("tput1", "1 stream"), ("tput1r", "1 stream -R"), ("tput8", "8 streams"),
                     ("tput8r", "8 streams -R")):
         if w not in workloads:
             continue
         for key, label, op, bound, nd in ((w, f"{name} Gbit/s", ">=", 1.00, 2),
-                                          (w + "_cpu", f"{name} CPU s/GB", "<=", 0.67, 3)):
+                                          (w + "_cpu", f"{name} CPU s/GB", "<=", cpu_bound, 3)):
             a, b = s.get(key), f.get(key)
             sa, fb = s.get("_rounds", {}).get(key, {}), f.get("_rounds", {}).get(key, {})
             pairs = [sa[k] / fb[k] for k in sa if k in fb and fb[k]]
             r = statistics.median(pairs) if pairs else (a / b if a is not None and b else None)
             spread = f"{min(pairs):.2f}-{max(pairs):.2f}" if len(pairs) > 1 else "-"
+            if cpu_bound is None:  # shown for what it is: no bar
+                rows.append((label, fmt(a, nd), fmt(b, nd), r, "-", None, spread))
+                continue
             ok = None if r is None else (r >= bound if op == ">=" else r <= bound)
             rows.append((label, fmt(a, nd), fmt(b, nd), r, f"{op} {bound:.2f}x", ok, spread))
     if "integrity" in workloads and s:
@@ -1438,9 +1447,10 @@ def splice_rows(S, workloads):
     return rows
 
 
-def print_splice(rows):
-    print("\n### ferry splice vs ferry rings (`splice: true`, one route option)\n")
-    print("| workload | splice | rings | ratio | per-round ratios | target | result |")
+def print_splice(rows, title="ferry splice vs ferry rings (`splice: true`, one route option)",
+                 cols=("splice", "rings")):
+    print(f"\n### {title}\n")
+    print(f"| workload | {cols[0]} | {cols[1]} | ratio | per-round ratios | target | result |")
     print("|---|---|---|---|---|---|---|")
     for label, a, b, r, t, ok, *rest in rows:
         spread = rest[0] if rest else "-"
@@ -1555,7 +1565,7 @@ def main():
         epilog="Workloads: " + ",".join(WORKLOADS))
     ap.add_argument("--ferry", default=os.path.join(REPO, "build", "ferry"),
                     help="ferry binary (default: build/ferry of this repository)")
-    ap.add_argument("--only", default=",".join(SUBJECTS), help="subjects, comma-separated "
+    ap.add_argument("--only", default=",".join(DEFAULT_SUBJECTS), help="subjects, comma-separated "
                     "(direct,haproxy,nginx,ferry)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
     ap.add_argument("--seconds", type=int, default=None, help="length of each timed run (default 5; quick 1)")
@@ -1609,7 +1619,7 @@ def main():
             ap.error(f"unknown workload {w!r} (choose from {','.join(WORKLOADS)})")
     subjects = [s for s in SUBJECTS if s in subjects]
     workloads = [w for w in WORKLOADS if w in workloads]
-    if "ferry" in subjects or "ferry-splice" in subjects:
+    if any(s in FERRIES for s in subjects):
         args.ferry = os.path.abspath(args.ferry)
         if not os.access(args.ferry, os.X_OK):
             sys.exit(f"ferrybench: no ferry binary at {args.ferry} (build it, pass --ferry PATH, "
@@ -1790,6 +1800,10 @@ def report(meta, raw, notes):
         print_targets(rows, args)
     if "ferry" in subjects and "ferry-splice" in subjects:
         print_splice(splice_rows(S, workloads))
+    if "ferry" in subjects and "ferry-16k" in subjects:
+        print_splice(splice_rows(S, workloads, "ferry-16k", None),
+                     "ferry with fixed 16 KiB rings vs growing rings (`buffer_max: 16KiB`)",
+                     ("16 KiB", "growing"))
     if notes:
         print("\n### notes\n")
         for n in notes[:60]:
