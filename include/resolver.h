@@ -48,8 +48,8 @@ int resolver_fd(const struct resolver *r);
  */
 bool resolver_submit(struct resolver *r, struct config *copy);
 /* Load path for a reload, keeping cur's addresses where they still resolve (a reference to cur is
- * taken); false if a job is still running. */
-bool resolver_submit_load(struct resolver *r, const char *path, struct config *cur);
+ * taken). Returns 0, -EBUSY if a job is still running, -ENOMEM. */
+int resolver_submit_load(struct resolver *r, const char *path, struct config *cur);
 /* True while a job is submitted, running, or done and not taken. */
 bool resolver_busy(struct resolver *r);
 /* The finished job's result into *out (true), or false if none is done (the fd is drained

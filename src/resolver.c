@@ -181,16 +181,16 @@ bool resolver_submit(struct resolver *r, struct config *copy)
     return submit(r, copy, NULL);
 }
 
-bool resolver_submit_load(struct resolver *r, const char *path, struct config *cur)
+int resolver_submit_load(struct resolver *r, const char *path, struct config *cur)
 {
     char *p = strdup(path);
     if (!p)
-        return false;
+        return -ENOMEM;
     if (submit(r, config_ref(cur), p))
-        return true;
+        return 0;
     config_unref(cur);
     free(p);
-    return false;
+    return -EBUSY;
 }
 
 bool resolver_busy(struct resolver *r)

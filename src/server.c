@@ -61,7 +61,7 @@ struct server {
     const char *load_why;      /* the reload whose file the resolver is loading */
     const char *reload_why;    /* a reload asked for while another job ran, or NULL */
     char resolve_error[1024];  /* last failed lookup of backend host names, "" if none */
-    bool resolver_failed; /* resolver_start() failed: lookups only at reloads, on this thread */
+    bool resolver_failed;      /* the last resolver_start() failed (logged once) */
     bool shutting_down;
     bool reuseport; /* one SO_REUSEPORT socket per worker instead of one shared socket */
 };
@@ -319,23 +319,26 @@ static void reload(struct server *srv, const char *why)
 {
     if (srv->shutting_down)
         return;
-    if (!ensure_resolver(srv)) {
-        struct config *next;
-        struct config_error err;
-        if (config_load_file(srv->cfg->path, &next, &err) == 0)
-            resolver_keep_current(srv->cfg, next);
-        else
-            next = NULL;
-        loaded(srv, next, &err, why);
-        return;
-    }
-    if (!resolver_submit_load(srv->resolver, srv->cfg->path, srv->cfg)) {
+    int rc = ensure_resolver(srv) ? resolver_submit_load(srv->resolver, srv->cfg->path, srv->cfg)
+                                  : -ESRCH;
+    if (rc == -EBUSY) {
         if (!srv->reload_why)
             log_debug("reload (%s) waits for the host name lookups in progress", why);
         srv->reload_why = why;
         return;
     }
-    srv->load_why = why;
+    if (rc == 0) {
+        srv->load_why = why;
+        return;
+    }
+    /* No resolver thread (or no memory to hand it the job): load the file right here. */
+    struct config *next;
+    struct config_error err;
+    if (config_load_file(srv->cfg->path, &next, &err) == 0)
+        resolver_keep_current(srv->cfg, next);
+    else
+        next = NULL;
+    loaded(srv, next, &err, why);
 }
 
 /* ---- backend host names --------------------------------------------------------------------- */
@@ -377,13 +380,11 @@ static void apply_lookup(struct server *srv, struct config *next, const char *fa
     install(srv, next, "backend address changed");
 }
 
-/* Start the resolver thread on first use; false if it cannot run (logged once). */
+/* Start the resolver thread if it is not running; false if it cannot start now. */
 static bool ensure_resolver(struct server *srv)
 {
     if (srv->resolver)
         return true;
-    if (srv->resolver_failed)
-        return false;
     srv->resolver = resolver_start();
     if (srv->resolver) {
         loop_io_init(&srv->resolved, resolver_fd(srv->resolver), on_resolved);
@@ -393,12 +394,17 @@ static bool ensure_resolver(struct server *srv)
         }
     }
     if (!srv->resolver) {
+        /* Tried again at the next round or reload; said once until it works. */
+        if (!srv->resolver_failed)
+            log_error("cannot start the host name resolver thread (%s): host names are looked "
+                      "up at reloads only, which then wait on DNS, until it starts",
+                      strerror(errno));
         srv->resolver_failed = true;
-        log_error("cannot start the host name resolver thread (%s): host names are looked up "
-                  "only at reloads, which then wait on DNS",
-                  strerror(errno));
         return false;
     }
+    if (srv->resolver_failed)
+        log_info("host name resolver thread started");
+    srv->resolver_failed = false;
     return true;
 }
 
@@ -406,8 +412,12 @@ static void on_resolve(struct loop *l, struct loop_timer *t)
 {
     (void)l;
     struct server *srv = container_of(t, struct server, resolve_timer);
-    if (srv->shutting_down || !ensure_resolver(srv))
+    if (srv->shutting_down)
         return;
+    if (!ensure_resolver(srv)) {
+        arm_resolve(srv); /* try again next round */
+        return;
+    }
     struct config *job = config_dup(srv->cfg);
     if (!resolver_submit(srv->resolver, job)) {
         config_unref(job); /* the previous job is still waiting on DNS */

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -107,6 +108,16 @@ static void access_log(struct session *s)
     log_fields(LOG_INFO, "access", f, sizeof(f) / sizeof(f[0]));
 }
 
+/* One read of this many bytes or more says a direction streams: buffer_size, but at most 64 KiB,
+ * about what one TCP segment (with GRO, or on loopback) brings, since a read seldom returns more
+ * than has arrived between two wake-ups. */
+#define STREAM_MARK_MAX (64u * 1024)
+static size_t stream_mark(const struct session *s)
+{
+    size_t n = s->route->conf->s.buffer_size;
+    return n < STREAM_MARK_MAX ? n : STREAM_MARK_MAX;
+}
+
 /* A ring's area comes from the route's buffer_size pool, or from its buffer_max pool once the
  * direction streams (see ring_take). */
 static bool ring_is_big(const struct session *s, const struct ring *r)
@@ -131,7 +142,7 @@ static void ring_give_back(struct session *s, struct ring *r)
 /*
  * Give the ring of this direction an area to read into. Most pairs carry small messages and
  * read into buffer_size. A direction that streams (its last read filled all it was offered, or
- * buffer_size at least) reads into buffer_max instead, while the worker's buffer_budget for such
+ * reached stream_mark()) reads into buffer_max instead, while the worker's buffer_budget for such
  * areas lasts (the session's configuration says how much): larger reads and writes mean fewer
  * syscalls and, more, fewer and larger TCP segments (measured on loopback: about half the CPU per
  * GB at 256 KiB). An empty ring changes size on the spot; one holding bytes keeps its area until it
@@ -357,7 +368,7 @@ static bool relay(struct session *s, int dir)
                                  : readv(src->fd, iov, cnt);
             if (n > 0) {
                 ring_produce(r, (size_t)n);
-                s->streams[dir] = (size_t)n == room || (size_t)n >= s->route->pool->size;
+                s->streams[dir] = (size_t)n == room || (size_t)n >= stream_mark(s);
                 s->last_active_ms = s->w->loop.now;
                 /* A short read means "drained". If the peer's FIN had already arrived when
                  * the read began, nothing can follow the bytes just read: that is the end of
@@ -484,23 +495,33 @@ static int past_urgent_mark(struct session *s, int dir)
 
 /*
  * The splice counterpart of ring_take(): the first time a direction streams (one splice moved
- * buffer_size or more), its pipe is resized to buffer_max if the worker's buffer_budget allows,
- * and keeps that size until the pair closes. (Shrinking it back whenever a splice moved little
- * was measured: a stream then flaps between sizes, an fcntl each time.) A pipe's size is what it
- * may pin in the kernel while bytes are in flight, so grown pipes count against the same budget as
- * grown rings. A resize the kernel refuses (the per-user pipe limits, say) leaves the pipe as it
- * was, and is not tried again for the direction.
+ * stream_mark() bytes, or a whole pipe's worth), its pipe is resized to buffer_max (rounded up to a
+ * power of two pages, as the kernel does) if the worker's buffer_budget allows, and keeps that size
+ * until the pair closes. (Shrinking it back whenever a splice moved little was measured: a stream
+ * then flaps between sizes, an fcntl each time.) A pipe's size is what it may pin in the kernel
+ * while bytes are in flight, so grown pipes count against the same budget as grown rings. A resize
+ * the kernel refuses (the per-user pipe limits, say) leaves the pipe as it was, and is not tried
+ * again for the direction.
  */
+/* The size the kernel makes a pipe asked to hold n bytes: a power of two pages. */
+static size_t pipe_round(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), size = page;
+    while (size < n && size <= SIZE_MAX / 2)
+        size *= 2;
+    return size;
+}
+
 static void pipe_grow(struct session *s, int dir)
 {
     struct session_pipes *p = s->pipes;
     struct route_rt *rt = s->route;
-    size_t want = settings_buffer_max(&rt->conf->s);
-    if (s->grew[dir] || want <= p->cap[dir] ||
-        s->w->grown_bytes + (want - p->base) > rt->cfg->buffer_budget)
+    size_t want = pipe_round(settings_buffer_max(&rt->conf->s));
+    if (s->grew[dir] || want <= p->cap[dir] || want > INT_MAX ||
+        s->w->grown_bytes + (want - p->cap[dir]) > rt->cfg->buffer_budget)
         return;
     s->grew[dir] = 1;
-    int got = fcntl(p->wr[dir], F_SETPIPE_SZ, want > INT_MAX ? INT_MAX : (int)want);
+    int got = fcntl(p->wr[dir], F_SETPIPE_SZ, (int)want);
     if (got < 0 || (size_t)got <= p->cap[dir]) {
         log_debug("route %s: cannot grow a pipe to %zu bytes (%s)", rt->conf->name, want,
                   got < 0 ? strerror(errno) : "refused");
@@ -556,7 +577,9 @@ static bool relay_splice(struct session *s, int dir)
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 p->len[dir] += (size_t)n;
-                if ((size_t)n >= s->route->conf->s.buffer_size && !s->grew[dir])
+                /* One splice moves at most a pipe's worth. */
+                size_t mark = stream_mark(s) < p->base ? stream_mark(s) : p->base;
+                if ((size_t)n >= mark && !s->grew[dir])
                     pipe_grow(s, dir);
                 s->last_active_ms = s->w->loop.now;
                 progress = true;

@@ -410,11 +410,12 @@ static void stream_one_way(int from, int to, uint64_t n, uint32_t seed)
 static void test_streaming_direction_grows_its_buffer(void **state)
 {
     (void)state;
-    int bport, lgrow, lfixed;
+    int bport, lgrow, lfixed, llarge;
     int lfd = listen_loopback(AF_INET, 16, 0, &bport);
     assert_ok(lfd, "backend listen");
     lgrow = free_port(AF_INET);
     lfixed = free_port(AF_INET);
+    llarge = free_port(AF_INET);
     struct ferry *f =
         ferry_start(tfmt("log: {level: debug, access: true}\n" E2E_ROUTES "  - name: grow\n"
                          "    listen: 127.0.0.1:%d\n"
@@ -422,8 +423,13 @@ static void test_streaming_direction_grows_its_buffer(void **state)
                          "  - name: fixed\n"
                          "    listen: 127.0.0.1:%d\n"
                          "    buffer_max: 16KiB\n"
+                         "    backends: [127.0.0.1:%d]\n"
+                         "  - name: large\n"
+                         "    listen: 127.0.0.1:%d\n"
+                         "    buffer_size: 128KiB\n"
+                         "    buffer_max: 1MiB\n"
                          "    backends: [127.0.0.1:%d]\n",
-                         lgrow, bport, lfixed, bport));
+                         lgrow, bport, lfixed, bport, llarge, bport));
     const char *up = "route grow: client->backend streams: its " GROWN " grows to 256KiB";
     const char *down = "route grow: backend->client streams: its " GROWN " grows to 256KiB";
 
@@ -459,6 +465,53 @@ static void test_streaming_direction_grows_its_buffer(void **state)
     assert_int_equal(ferry_count_log(f, "streams: its " GROWN " grows"), 2); /* route grow's */
     assert_int_equal(ferry_count_log(f, up), 1);
     assert_int_equal(ferry_count_log(f, down), 1);
+    close_fd(c);
+    close_fd(b);
+
+    /* A buffer_size larger than a pipe: a splice moves at most a pipe's worth, and still grows. */
+    c = connect_ok(llarge);
+    b = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b, "ferry did not connect to the backend");
+    stream_one_way(c, b, 16 * MIB, 15);
+    assert_true(ferry_wait_log(
+        f, "route large: client->backend streams: its " GROWN " grows to 1MiB", NET_TIMEOUT_MS));
+    close_fd(c);
+    close_fd(b);
+    close_fd(lfd);
+    ferry_stop(f);
+}
+
+/*
+ * Growth stays within buffer_budget as the kernel sizes things: a pipe asked for 300KiB is made
+ * 512KiB (a power of two pages), which a 400KiB budget cannot hold, so a splice route's pipe does
+ * not grow; a ring grows to exactly 300KiB.
+ */
+static void test_growth_counts_what_the_kernel_grants(void **state)
+{
+    (void)state;
+    int bport, lport = free_port(AF_INET);
+    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(lfd, "backend listen");
+    struct ferry *f = ferry_start(tfmt("log: {level: debug}\n"
+                                       "buffer_budget: 400KiB\n" E2E_ROUTES "  - name: odd\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    buffer_max: 300KiB\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, bport));
+    int c = connect_ok(lport);
+    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b, "ferry did not connect to the backend");
+    char client[64], line[1024];
+    assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
+    stream_one_way(c, b, 8 * MIB, 16);
+    stream_one_way(b, c, 1 * MIB, 17);
+    ferry_wait_access(f, client, NET_TIMEOUT_MS, line, sizeof line);
+#ifdef FERRY_E2E_SPLICE
+    assert_int_equal(ferry_count_log(f, "streams: its pipe grows"), 0);
+#else
+    assert_int_equal(
+        ferry_count_log(f, "route odd: client->backend streams: its ring grows to 300KiB"), 1);
+#endif
     close_fd(c);
     close_fd(b);
     close_fd(lfd);
@@ -545,6 +598,7 @@ int main(void)
         E2E_TEST(test_urgent_byte_dropped_stream_goes_on),
         E2E_TEST(test_streaming_direction_grows_its_buffer),
         E2E_TEST(test_buffer_budget_bounds_grown_buffers),
+        E2E_TEST(test_growth_counts_what_the_kernel_grants),
     };
     return E2E_MAIN(tests);
 }

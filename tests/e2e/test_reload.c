@@ -961,6 +961,46 @@ static void sigterm_exits_at_once(struct ferry *f, const char *during)
 }
 
 /*
+ * A reload resolves the file's names afresh, but a backend name whose address is still among its
+ * answers keeps that address even when another answer now comes first: SIGHUP on an unchanged file
+ * is then "no change". When the address is gone from the answers, the reload moves the backend.
+ */
+static void test_reload_keeps_an_address_its_name_still_has(void **state)
+{
+    (void)state;
+    if (!private_etc_supported())
+        skip(); /* needs a mount namespace of its own (root) to control /etc/hosts */
+    const char *etc = temp_dir();
+    const char *hosts = tfmt("%s/hosts", etc);
+    set_hosts(hosts, "127.0.0.2 multi.ferry.test");
+    write_file(tfmt("%s/nsswitch.conf", etc), "hosts: files\n");
+    int lport = free_port(AF_INET);
+    struct ferry_opts opts = {.etc_dir = etc};
+    struct ferry *f = ferry_start_opts(tfmt("resolve_interval: 0\n"
+                                            "reload: {watch: false}\n"
+                                            "routes:\n"
+                                            "  - name: db\n"
+                                            "    listen: 127.0.0.1:%d\n"
+                                            "    backends: [multi.ferry.test:5432]\n",
+                                            lport),
+                                       &opts);
+    set_hosts(hosts, "127.0.0.3 multi.ferry.test\n127.0.0.2 multi.ferry.test");
+    ferry_signal(f, SIGHUP);
+    if (!ferry_wait_log(f, "reload: no change (SIGHUP)", RELOAD_WAIT_MS)) {
+        ferry_dump(f, "second answer kept");
+        fail_msg("a reload moved a backend whose address its name still has");
+    }
+    set_hosts(hosts, "127.0.0.3 multi.ferry.test");
+    ferry_signal(f, SIGHUP);
+    assert_true(ferry_wait_log(f,
+                               "route db: backend multi.ferry.test:5432 now resolves to "
+                               "127.0.0.3:5432 (was 127.0.0.2:5432)",
+                               RELOAD_WAIT_MS));
+    assert_true(ferry_wait_log(f, "reload generation=2", RELOAD_WAIT_MS));
+    ferry_stop(f);
+}
+
+/*
  * The lookups run on a thread of their own: with the name gone from /etc/hosts and the only DNS
  * server a socket here that reads queries and never answers (glibc waits 5 s per try), ferry still
  * drains and exits on SIGTERM at once. The query arriving proves a lookup is in flight.
@@ -1081,6 +1121,7 @@ int main(void)
         E2E_TEST(test_unchanged_address_keeps_socket_when_route_renamed),
         E2E_TEST(test_watch_false_only_sighup_reloads),
         E2E_TEST(test_backend_host_name_followed),
+        E2E_TEST(test_reload_keeps_an_address_its_name_still_has),
         E2E_TEST(test_dns_that_never_answers_does_not_hold_sigterm),
         E2E_TEST(test_reload_waiting_on_dns_keeps_taking_signals),
         E2E_TEST(test_sigterm_during_reload_waiting_on_dns),

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,8 +87,8 @@ static void test_thread_runs_one_job_at_a_time(void **state)
     assert_false(resolver_busy(r));
     assert_true(resolver_submit(r, c));
     assert_true(resolver_busy(r));
-    assert_false(resolver_submit(r, other));            /* busy until taken */
-    assert_false(resolver_submit_load(r, "x.yaml", c)); /* whatever the kind of job */
+    assert_false(resolver_submit(r, other));                        /* busy until taken */
+    assert_int_equal(resolver_submit_load(r, "x.yaml", c), -EBUSY); /* whatever the kind */
     assert_true(readable(resolver_fd(r)));
     assert_true(resolver_take(r, &res));
     assert_false(res.load);
@@ -127,7 +128,7 @@ static void test_load_job_returns_config_or_error(void **state)
                             "  - name: db\n"
                             "    listen: 127.0.0.1:7001\n"
                             "    backends: [localhost:5432]\n");
-    assert_true(resolver_submit_load(r, path, cur));
+    assert_int_equal(resolver_submit_load(r, path, cur), 0);
     assert_true(readable(resolver_fd(r)));
     assert_true(resolver_take(r, &res));
     unlink(path);
@@ -143,7 +144,7 @@ static void test_load_job_returns_config_or_error(void **state)
     path = write_temp("routes:\n"
                       "  - name: db\n"
                       "    lisen: 127.0.0.1:7001\n");
-    assert_true(resolver_submit_load(r, path, cur));
+    assert_int_equal(resolver_submit_load(r, path, cur), 0);
     assert_true(readable(resolver_fd(r)));
     assert_true(resolver_take(r, &res));
     assert_true(res.load);
@@ -151,7 +152,7 @@ static void test_load_job_returns_config_or_error(void **state)
     assert_non_null(strstr(res.err.msg, ":3:5: unknown key 'lisen'"));
     unlink(path);
 
-    assert_true(resolver_submit_load(r, "/nonexistent/ferry.yaml", cur));
+    assert_int_equal(resolver_submit_load(r, "/nonexistent/ferry.yaml", cur), 0);
     assert_true(readable(resolver_fd(r)));
     assert_true(resolver_take(r, &res));
     assert_null(res.cfg);
