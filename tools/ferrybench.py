@@ -1197,6 +1197,21 @@ def run_integrity(setup, s, mb):
 
 # --------------------------------------------------------------------------- run
 
+def machine_counters():
+    """(busy CPU seconds over all CPUs, context switches) since boot, from /proc/stat."""
+    busy, ctxt = 0.0, 0
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        for line in f:
+            p = line.split()
+            if p[0] == "cpu":
+                v = [int(x) for x in p[1:]]
+                busy = (sum(v[:8]) - v[3] - v[4]) / tick  # all but idle and iowait
+            elif p[0] == "ctxt":
+                ctxt = int(p[1])
+    return busy, ctxt
+
+
 def measure(setup, s, w, args):
     pids = setup.pids(s)
     fp = setup.front[s]
@@ -1207,12 +1222,18 @@ def measure(setup, s, w, args):
         r["cpu_s_per_gb"] = cpu / (r["bytes"] / 1e9) if pids and r["bytes"] else None
     elif w in ("rps", "cps"):
         user0 = cpu_times(pids)[0]
+        m0 = machine_counters()
         r = run_wrk(setup, fp["http"], args.seconds, 64, w == "cps")
+        m1 = machine_counters()
         cpu = cpu_seconds(pids) - cpu0
         user = cpu_times(pids)[0] - user0
-        r["cpu_us"] = cpu / r["requests"] * 1e6 if pids and r["requests"] else None
+        n = r["requests"]
+        r["cpu_us"] = cpu / n * 1e6 if pids and n else None
         # the proxy's own code; the rest is the kernel's TCP, epoll and scheduling work
-        r["cpu_user_us"] = user / r["requests"] * 1e6 if pids and r["requests"] else None
+        r["cpu_user_us"] = user / n * 1e6 if pids and n else None
+        # the whole machine: load generator, backend and proxy (and anything else running)
+        r["machine_us"] = (m1[0] - m0[0]) / n * 1e6 if n else None
+        r["ctxt_per_req"] = (m1[1] - m0[1]) / n if n else None
     elif w == "idle":
         r = run_idle(setup, s, args.idle_conns)
     elif w == "active":
@@ -1280,6 +1301,8 @@ def summarize(raw, subjects):
                 out[w + "_p99"] = median(r["p99_ms"] for r in good)
                 out[w + "_cpu"] = median(r.get("cpu_us") for r in good)
                 out[w + "_ucpu"] = median(r.get("cpu_user_us") for r in good)
+                out[w + "_mcpu"] = median(r.get("machine_us") for r in good)
+                out[w + "_ctxt"] = median(r.get("ctxt_per_req") for r in good)
                 out[w + "_errors"] = sum(sum(r["errors"].values()) for r in good)
             elif w == "idle":
                 r = good[0]
@@ -1325,11 +1348,15 @@ TABLE_ROWS = [
     ("rps", "rps_p99", "", "p99 ms", lambda v: fmt(v, 2)),
     ("rps", "rps_cpu", "", "proxy CPU us/req", lambda v: fmt(v, 1)),
     ("rps", "rps_ucpu", "", "of which user space", lambda v: fmt(v, 1)),
+    ("rps", "rps_mcpu", "", "machine CPU us/req", lambda v: fmt(v, 1)),
+    ("rps", "rps_ctxt", "", "machine context switches/req", lambda v: fmt(v, 2)),
     ("rps", "rps_errors", "", "errors", str),
     ("cps", "cps", "wrk new conn per request", "req/s", kfmt),
     ("cps", "cps_p99", "", "p99 ms", lambda v: fmt(v, 2)),
     ("cps", "cps_cpu", "", "proxy CPU us/conn", lambda v: fmt(v, 1)),
     ("cps", "cps_ucpu", "", "of which user space", lambda v: fmt(v, 1)),
+    ("cps", "cps_mcpu", "", "machine CPU us/conn", lambda v: fmt(v, 1)),
+    ("cps", "cps_ctxt", "", "machine context switches/conn", lambda v: fmt(v, 2)),
     ("cps", "cps_errors", "", "errors", str),
     ("idle", "idle", "idle conns held", "RSS bytes/conn", lambda v: fmt(v, 0)),
     ("idle", "idle_held", "", "held", str),
