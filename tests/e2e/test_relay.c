@@ -388,6 +388,15 @@ static void test_pipes_only_when_splicing(void **state)
     ferry_stop(f);
 }
 
+/* A client connected through ferry's listener lport, and the backend's side of it, accepted from
+ * lfd (the backend's listening socket). */
+static void connect_through(int lport, int lfd, int *client, int *backend)
+{
+    *client = connect_ok(lport);
+    *backend = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(*backend, "ferry did not connect to the backend");
+}
+
 /* One stream of n bytes from one socket to the other, compared by SHA-256. */
 static void stream_one_way(int from, int to, uint64_t n, uint32_t seed)
 {
@@ -433,9 +442,8 @@ static void test_streaming_direction_grows_its_buffer(void **state)
     const char *up = "route grow: client->backend streams: its " GROWN " grows to 256KiB";
     const char *down = "route grow: backend->client streams: its " GROWN " grows to 256KiB";
 
-    int c = connect_ok(lgrow);
-    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
-    assert_ok(b, "ferry did not connect to the backend");
+    int c, b;
+    connect_through(lgrow, lfd, &c, &b);
     /* Request/response, 1 KiB each way, each waited for: no read comes near 16 KiB. */
     char msg[1024], got[1024];
     for (int i = 0; i < 50; i++) {
@@ -456,9 +464,7 @@ static void test_streaming_direction_grows_its_buffer(void **state)
     close_fd(c);
     close_fd(b);
 
-    c = connect_ok(lfixed);
-    b = accept_timeout(lfd, NET_TIMEOUT_MS);
-    assert_ok(b, "ferry did not connect to the backend");
+    connect_through(lfixed, lfd, &c, &b);
     stream_one_way(c, b, 8 * MIB, 13);
     stream_one_way(b, c, 8 * MIB, 14);
     assert_true(ferry_wait_log_count(f, "cause=client_fin", 2, NET_TIMEOUT_MS));
@@ -469,9 +475,7 @@ static void test_streaming_direction_grows_its_buffer(void **state)
     close_fd(b);
 
     /* A buffer_size larger than a pipe: a splice moves at most a pipe's worth, and still grows. */
-    c = connect_ok(llarge);
-    b = accept_timeout(lfd, NET_TIMEOUT_MS);
-    assert_ok(b, "ferry did not connect to the backend");
+    connect_through(llarge, lfd, &c, &b);
     stream_one_way(c, b, 16 * MIB, 15);
     assert_true(ferry_wait_log(
         f, "route large: client->backend streams: its " GROWN " grows to 1MiB", NET_TIMEOUT_MS));
@@ -498,9 +502,8 @@ static void test_growth_counts_what_the_kernel_grants(void **state)
                                        "    buffer_max: 300KiB\n"
                                        "    backends: [127.0.0.1:%d]\n",
                                        lport, bport));
-    int c = connect_ok(lport);
-    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
-    assert_ok(b, "ferry did not connect to the backend");
+    int c, b;
+    connect_through(lport, lfd, &c, &b);
     char client[64], line[1024];
     assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
     stream_one_way(c, b, 8 * MIB, 16);
@@ -538,17 +541,15 @@ static void test_buffer_budget_bounds_grown_buffers(void **state)
     const char *grew = "route grow: client->backend streams: its " GROWN " grows to 256KiB";
 
     /* Pair 1: the backend reads nothing until told, so the grown ring stays full. */
-    int c1 = connect_ok(lport);
-    int b1 = accept_timeout(lfd, NET_TIMEOUT_MS);
-    assert_ok(b1, "ferry did not connect to the backend");
+    int c1, b1;
+    connect_through(lport, lfd, &c1, &b1);
     struct pump *tx1 = pump_send(c1, 8 * MIB, 21, true, 30000);
     assert_true(ferry_wait_log(f, grew, NET_TIMEOUT_MS));
     assert_true(pump_wait_stalled(tx1, 200, 10000));
 
     /* Pair 2 streams as much while pair 1 holds the budget: it never grows. */
-    int c2 = connect_ok(lport);
-    int b2 = accept_timeout(lfd, NET_TIMEOUT_MS);
-    assert_ok(b2, "ferry did not connect to the backend");
+    int c2, b2;
+    connect_through(lport, lfd, &c2, &b2);
     stream_one_way(c2, b2, 8 * MIB, 22);
     assert_int_equal(ferry_count_log(f, grew), 1);
 
@@ -568,9 +569,8 @@ static void test_buffer_budget_bounds_grown_buffers(void **state)
     ferry_wait_access(f, client1, NET_TIMEOUT_MS, line, sizeof line);
 
     /* The budget is free again: pair 3 grows. */
-    int c3 = connect_ok(lport);
-    int b3 = accept_timeout(lfd, NET_TIMEOUT_MS);
-    assert_ok(b3, "ferry did not connect to the backend");
+    int c3, b3;
+    connect_through(lport, lfd, &c3, &b3);
     stream_one_way(c3, b3, 8 * MIB, 23);
     assert_true(ferry_wait_log_count(f, grew, 2, NET_TIMEOUT_MS));
     int fds[] = {c1, c2, b2, c3, b3, lfd};

@@ -806,6 +806,18 @@ static void set_hosts(const char *path, const char *line)
     assert_int_equal(close(fd), 0);
 }
 
+/* A private /etc for ferry (harness option etc_dir): hosts holding hosts_line (its path in *hosts)
+ * and an nsswitch.conf whose hosts line is nsswitch_hosts. */
+static const char *private_etc(const char *hosts_line, const char *nsswitch_hosts,
+                               const char **hosts)
+{
+    const char *etc = temp_dir();
+    *hosts = tfmt("%s/hosts", etc);
+    set_hosts(*hosts, hosts_line);
+    write_file(tfmt("%s/nsswitch.conf", etc), tfmt("hosts: %s\n", nsswitch_hosts));
+    return etc;
+}
+
 /* One byte from the client arrives on the connection accepted from lfd. Returns that fd. */
 static int accepted_with(int lfd, int client, const char *what)
 {
@@ -839,10 +851,8 @@ static void test_backend_host_name_followed(void **state)
             close_fd(la);
     }
     assert_ok(lb, "listen on 127.0.0.3 with the same port");
-    const char *etc = temp_dir();
-    const char *hosts = tfmt("%s/hosts", etc);
-    set_hosts(hosts, "127.0.0.2 db.ferry.test");
-    write_file(tfmt("%s/nsswitch.conf", etc), "hosts: files\n");
+    const char *hosts;
+    const char *etc = private_etc("127.0.0.2 db.ferry.test", "files", &hosts);
     int lport = free_port(AF_INET);
     struct ferry_opts opts = {.etc_dir = etc};
     struct ferry *f = ferry_start_opts(tfmt("resolve_interval: 100ms\n"
@@ -928,9 +938,8 @@ static int silent_dns(void)
 /* A private /etc where host names not in hosts go to the silent DNS server. */
 static const char *etc_with_silent_dns(const char *resolv_options)
 {
-    const char *etc = temp_dir();
-    set_hosts(tfmt("%s/hosts", etc), "127.0.0.1 localhost");
-    write_file(tfmt("%s/nsswitch.conf", etc), "hosts: files dns\n");
+    const char *hosts;
+    const char *etc = private_etc("127.0.0.1 localhost", "files dns", &hosts);
     write_file(tfmt("%s/resolv.conf", etc),
                tfmt("nameserver 127.0.0.77\noptions %s\n", resolv_options));
     return etc;
@@ -970,10 +979,8 @@ static void test_reload_keeps_an_address_its_name_still_has(void **state)
     (void)state;
     if (!private_etc_supported())
         skip(); /* needs a mount namespace of its own (root) to control /etc/hosts */
-    const char *etc = temp_dir();
-    const char *hosts = tfmt("%s/hosts", etc);
-    set_hosts(hosts, "127.0.0.2 multi.ferry.test");
-    write_file(tfmt("%s/nsswitch.conf", etc), "hosts: files\n");
+    const char *hosts;
+    const char *etc = private_etc("127.0.0.2 multi.ferry.test", "files", &hosts);
     int lport = free_port(AF_INET);
     struct ferry_opts opts = {.etc_dir = etc};
     struct ferry *f = ferry_start_opts(tfmt("resolve_interval: 0\n"
