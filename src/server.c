@@ -419,8 +419,9 @@ static void on_resolve(struct loop *l, struct loop_timer *t)
         return;
     }
     struct config *job = config_dup(srv->cfg);
-    if (!resolver_submit(srv->resolver, job)) {
-        config_unref(job); /* the previous job is still waiting on DNS */
+    if (!job || !resolver_submit(srv->resolver, job)) {
+        /* Out of memory for the copy, or the previous job is still waiting on DNS. */
+        config_unref(job);
         arm_resolve(srv);
         return;
     }
