@@ -396,13 +396,23 @@ static int set_connect_attempts(struct pctx *p, yaml_node_t *v, const char *key)
 }
 
 /* A buffer size: a size from 64 bytes to 64MiB. */
+/* A size: bytes, or with KiB / MiB. *text is what was written, for messages. */
+static int get_size(struct pctx *p, yaml_node_t *v, const char *key, uint64_t *n, const char **text)
+{
+    const char *why;
+    if (scalar(p, v, key, text))
+        return -1;
+    if (config_parse_size(*text, n, &why) != 0)
+        return fail_at(p, v, "'%s': bad size '%s': %s", key, *text, why);
+    return 0;
+}
+
+/* A buffer size: a size from 64 bytes to 64MiB. */
 static int get_buffer_size(struct pctx *p, yaml_node_t *v, const char *key, uint64_t *n)
 {
-    const char *s, *why;
-    if (scalar(p, v, key, &s))
+    const char *s;
+    if (get_size(p, v, key, n, &s))
         return -1;
-    if (config_parse_size(s, n, &why) != 0)
-        return fail_at(p, v, "'%s': bad size '%s': %s", key, s, why);
     if (*n < CONFIG_BUFFER_MIN || *n > CONFIG_BUFFER_MAX)
         return fail_at(p, v, "'%s' must be from 64 bytes to 64MiB, got '%s'", key, s);
     return 0;
@@ -442,14 +452,19 @@ static int set_splice(struct pctx *p, yaml_node_t *v, const char *key)
     return get_bool(p, v, key, &settings(p)->splice);
 }
 
-static const struct key_entry defaults_keys[] = {
-    {"connect_timeout", set_connect_timeout, false},
-    {"idle_timeout", set_idle_timeout, false},
-    {"connect_attempts", set_connect_attempts, false},
-    {"buffer_size", set_buffer_size, false},
-    {"buffer_max", set_buffer_max, false},
-    {"splice", set_splice, false},
-};
+/* The settings a route inherits from `defaults`, in application order (buffer_max after
+ * buffer_size, which it is checked against). */
+/* clang-format off */
+#define ROUTE_SETTING_KEYS                                  \
+    {"connect_timeout", set_connect_timeout, false},        \
+    {"idle_timeout", set_idle_timeout, false},              \
+    {"connect_attempts", set_connect_attempts, false},      \
+    {"buffer_size", set_buffer_size, false},                \
+    {"buffer_max", set_buffer_max, false},                  \
+    {"splice", set_splice, false}
+/* clang-format on */
+
+static const struct key_entry defaults_keys[] = {ROUTE_SETTING_KEYS};
 
 static int set_defaults(struct pctx *p, yaml_node_t *v, const char *key)
 {
@@ -498,12 +513,8 @@ static int set_max_connections(struct pctx *p, yaml_node_t *v, const char *key)
 
 static int set_buffer_budget(struct pctx *p, yaml_node_t *v, const char *key)
 {
-    const char *s, *why;
-    if (scalar(p, v, key, &s))
-        return -1;
-    if (config_parse_size(s, &p->cfg->buffer_budget, &why) != 0)
-        return fail_at(p, v, "'%s': bad size '%s': %s", key, s, why);
-    return 0;
+    const char *s;
+    return get_size(p, v, key, &p->cfg->buffer_budget, &s);
 }
 
 static int set_shutdown_timeout(struct pctx *p, yaml_node_t *v, const char *key)
@@ -651,15 +662,8 @@ static int set_backends(struct pctx *p, yaml_node_t *v, const char *key)
 }
 
 static const struct key_entry route_keys[] = {
-    {"name", set_route_name, false},
-    {"listen", set_listen, true},
-    {"balance", set_balance, false},
-    {"connect_timeout", set_connect_timeout, false},
-    {"idle_timeout", set_idle_timeout, false},
-    {"connect_attempts", set_connect_attempts, false},
-    {"buffer_size", set_buffer_size, false},
-    {"buffer_max", set_buffer_max, false},
-    {"splice", set_splice, false},
+    {"name", set_route_name, false},  {"listen", set_listen, true},
+    {"balance", set_balance, false},  ROUTE_SETTING_KEYS,
     {"backends", set_backends, true},
 };
 

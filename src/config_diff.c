@@ -86,7 +86,8 @@ static bool has_listen(const struct route_conf *r, const struct listen_conf *l)
 
 typedef void (*format_fn)(uint64_t v, char *buf, size_t len);
 
-/* "route R: KEY A -> B" for a changed duration or size. */
+/* "route R: KEY A -> B" (or "KEY A -> B" for a top-level key, route NULL) for a changed duration
+ * or size. */
 static void changed(struct diff *d, const char *route, const char *key, uint64_t a, uint64_t b,
                     format_fn fmt)
 {
@@ -95,7 +96,10 @@ static void changed(struct diff *d, const char *route, const char *key, uint64_t
     char x[32], y[32];
     fmt(a, x, sizeof(x));
     fmt(b, y, sizeof(y));
-    say(d, "route %s: %s %s -> %s", route, key, x, y);
+    if (route)
+        say(d, "route %s: %s %s -> %s", route, key, x, y);
+    else
+        say(d, "%s %s -> %s", key, x, y);
 }
 
 static void dur(struct diff *d, const char *route, const char *key, uint64_t a, uint64_t b)
@@ -158,24 +162,9 @@ unsigned config_diff(const struct config *a, const struct config *b, config_diff
         say(&d, "workers %u -> %u needs a restart: keeping %u", a->workers, b->workers, a->workers);
     if (a->max_connections != b->max_connections)
         say(&d, "max_connections %u -> %u", a->max_connections, b->max_connections);
-    if (a->shutdown_timeout_ms != b->shutdown_timeout_ms) {
-        char x[32], y[32];
-        config_format_duration(a->shutdown_timeout_ms, x, sizeof(x));
-        config_format_duration(b->shutdown_timeout_ms, y, sizeof(y));
-        say(&d, "shutdown_timeout %s -> %s", x, y);
-    }
-    if (a->resolve_interval_ms != b->resolve_interval_ms) {
-        char x[32], y[32];
-        config_format_duration(a->resolve_interval_ms, x, sizeof(x));
-        config_format_duration(b->resolve_interval_ms, y, sizeof(y));
-        say(&d, "resolve_interval %s -> %s", x, y);
-    }
-    if (a->buffer_budget != b->buffer_budget) {
-        char x[32], y[32];
-        config_format_size(a->buffer_budget, x, sizeof(x));
-        config_format_size(b->buffer_budget, y, sizeof(y));
-        say(&d, "buffer_budget %s -> %s", x, y);
-    }
+    dur(&d, NULL, "shutdown_timeout", a->shutdown_timeout_ms, b->shutdown_timeout_ms);
+    dur(&d, NULL, "resolve_interval", a->resolve_interval_ms, b->resolve_interval_ms);
+    size(&d, NULL, "buffer_budget", a->buffer_budget, b->buffer_budget);
     if (a->log_level != b->log_level)
         say(&d, "log level %s -> %s", log_level_name(a->log_level), log_level_name(b->log_level));
     if (a->log_format != b->log_format)

@@ -21,9 +21,9 @@ struct resolver {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int efd;
-    bool has_job;       /* submitted, not yet picked up */
     bool has_done;      /* finished, not yet taken */
-    struct config *job; /* lookup: the copy; load: the running configuration (ref) */
+    struct config *job; /* submitted, not yet picked up (never NULL then): lookup: the copy;
+                         * load: the running configuration (ref) */
     char *path;         /* load: the file */
     struct resolver_result done;
     bool busy; /* a job is submitted, running or done and not taken */
@@ -104,7 +104,7 @@ static void *resolver_main(void *arg)
     struct resolver *r = arg;
     pthread_mutex_lock(&r->mu);
     for (;;) {
-        while (!r->has_job && !r->quit)
+        while (!r->job && !r->quit)
             pthread_cond_wait(&r->cv, &r->mu);
         if (r->quit)
             break;
@@ -112,7 +112,6 @@ static void *resolver_main(void *arg)
         char *path = r->path;
         r->job = NULL;
         r->path = NULL;
-        r->has_job = false;
         pthread_mutex_unlock(&r->mu);
 
         struct resolver_result res;
@@ -167,7 +166,6 @@ static bool submit(struct resolver *r, struct config *job, char *path)
     bool ok = !r->busy;
     if (ok) {
         r->busy = true;
-        r->has_job = true;
         r->job = job;
         r->path = path;
         pthread_cond_signal(&r->cv);
@@ -223,7 +221,7 @@ void resolver_stop(struct resolver *r)
         return;
     pthread_mutex_lock(&r->mu);
     r->quit = true;
-    bool running = r->busy && !r->has_done && !r->has_job;
+    bool running = r->busy && !r->has_done && !r->job;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
     if (running) {

@@ -151,12 +151,14 @@ static void ring_give_back(struct session *s, struct ring *r)
 static int ring_take(struct session *s, int dir)
 {
     struct ring *r = &s->ring[dir];
+    if (r->len)
+        return 0; /* holding bytes: keeps its area until it drains */
     struct route_rt *rt = s->route;
     bool big = ring_is_big(s, r);
     bool want = s->streams[dir] && rt->big_pool &&
                 (big || s->w->grown_bytes + rt->big_pool->size <= rt->cfg->buffer_budget);
     if (r->area) {
-        if (r->len || big == want)
+        if (big == want)
             return 0;
         ring_give_back(s, r);
     }
