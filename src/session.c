@@ -128,15 +128,13 @@ static bool ring_is_big(const struct session *s, const struct ring *r)
 /* Hand a ring's area back to the pool it came from (the ring is emptied). */
 static void ring_give_back(struct session *s, struct ring *r)
 {
+    struct bufpool *pool = s->route->pool;
     if (ring_is_big(s, r)) {
         s->w->grown_bytes -= r->size;
-        bufpool_put(s->route->big_pool, r->area);
-    } else {
-        bufpool_put(s->route->pool, r->area);
+        pool = s->route->big_pool;
     }
-    r->area = NULL;
-    r->head = 0;
-    r->len = 0;
+    r->len = 0; /* a closing pair drops what it still held */
+    ring_release(r, pool);
 }
 
 /*
