@@ -1,0 +1,259 @@
+/*
+ * test_coalesce.c - the specification of the wait-before-blocking decision (coalesce.h).
+ *
+ * Driven period by period with a simulated load: bytes per millisecond with the window and
+ * without it. A test starts only while the worker waits for a CPU and traffic flows; it
+ * alternates periods with and without the window (with first) for COALESCE_TEST_PAIRS pairs and
+ * keeps the window only if it delivers COALESCE_GAIN times the bytes or more. A lost test backs
+ * off (1 s, 2 s, ... up to 60 s); a kept window is tested again after 2 s, 4 s, ... up to 30 s,
+ * and at once when a period falls below COALESCE_DROP of the kept average. Only keeping or
+ * dropping is reported (the log lines), not every test. Switched off, it is off at once.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+
+#include "coalesce.h"
+
+/* A load: bytes per ms delivered in a period with the window and without it. */
+struct load {
+    uint64_t with, without;
+    bool contended;
+};
+
+struct sim {
+    struct coalesce c;
+    uint64_t now;
+    unsigned reports; /* coalesce_period returned true */
+};
+
+static void sim_init(struct sim *s, bool enabled)
+{
+    coalesce_init(&s->c, enabled);
+    s->now = 1000000; /* any clock: the decision only compares times */
+    s->reports = 0;
+}
+
+/* One period under load; returns whether the window was on during it. */
+static bool step(struct sim *s, const struct load *ld)
+{
+    bool on = s->c.on;
+    s->now += COALESCE_PERIOD_MS;
+    uint64_t bytes = (on ? ld->with : ld->without) * COALESCE_PERIOD_MS;
+    if (coalesce_period(&s->c, s->now, COALESCE_PERIOD_MS, bytes, ld->contended))
+        s->reports++;
+    return on;
+}
+
+/* Runs for ms of periods; returns how many of them had the window on. */
+static unsigned run(struct sim *s, const struct load *ld, uint64_t ms)
+{
+    unsigned on = 0;
+    for (uint64_t t = 0; t < ms; t += COALESCE_PERIOD_MS)
+        on += step(s, ld);
+    return on;
+}
+
+static const struct load gaining = {.with = 120, .without = 100, .contended = true};
+static const struct load losing = {.with = 60, .without = 100, .contended = true};
+
+/* Runs the periods of a test that has just started; the window's state after it is returned. */
+static bool finish_test(struct sim *s, const struct load *ld)
+{
+    assert_true(s->c.on);
+    assert_int_equal(s->c.phase, COALESCE_TEST);
+    for (unsigned i = 0; i < 2 * COALESCE_TEST_PAIRS; i++)
+        assert_int_equal(step(s, ld), i % 2 == 0); /* with, without, with, ... */
+    return s->c.on;
+}
+
+/* From OFF, one period that starts a test, then the test. */
+static bool one_test(struct sim *s, const struct load *ld)
+{
+    assert_false(s->c.on);
+    step(s, ld);
+    return finish_test(s, ld);
+}
+
+static void test_off_in_config_never_waits(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, false);
+    assert_int_equal(run(&s, &gaining, 60000), 0);
+    assert_int_equal(s.reports, 0);
+}
+
+static void test_no_test_without_cpu_contention_or_traffic(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    struct load calm = gaining;
+    calm.contended = false;
+    assert_int_equal(run(&s, &calm, 60000), 0);
+    struct load idle = {.with = 0, .without = 0, .contended = true};
+    assert_int_equal(run(&s, &idle, 60000), 0);
+    assert_int_equal(s.reports, 0);
+    assert_int_equal(s.c.phase, COALESCE_OFF);
+}
+
+static void test_a_window_that_pays_is_kept_and_reported_once(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    assert_true(one_test(&s, &gaining));
+    assert_int_equal(s.c.phase, COALESCE_ON);
+    assert_int_equal(s.reports, 1);
+    assert_true(s.c.gain > 1.19 && s.c.gain < 1.21);
+    /* Kept for COALESCE_KEEP_MIN_MS without a period off. */
+    assert_int_equal(run(&s, &gaining, COALESCE_KEEP_MIN_MS),
+                     COALESCE_KEEP_MIN_MS / COALESCE_PERIOD_MS);
+    /* Then tested again (half the periods off), confirmed: no new report. */
+    assert_int_equal(
+        run(&s, &gaining, 2 * COALESCE_TEST_PAIRS * COALESCE_PERIOD_MS + COALESCE_PERIOD_MS),
+        COALESCE_TEST_PAIRS + 1);
+    assert_int_equal(s.c.phase, COALESCE_ON);
+    assert_int_equal(s.reports, 1);
+}
+
+static void test_a_gain_below_the_bar_is_not_kept(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    struct load marginal = {.with = 102, .without = 100, .contended = true};
+    assert_false(one_test(&s, &marginal));
+    assert_int_equal(s.c.phase, COALESCE_OFF);
+    assert_int_equal(s.reports, 0); /* a test that never kept the window is not worth a line */
+}
+
+static void test_lost_tests_back_off_exponentially_up_to_a_cap(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    uint64_t want = COALESCE_BACKOFF_MIN_MS;
+    assert_false(one_test(&s, &losing));
+    for (int i = 0; i < 10; i++) {
+        uint64_t lost_at = s.now;
+        /* No window until the back-off has passed, however contended. */
+        while (!s.c.on) {
+            step(&s, &losing);
+            assert_true(s.now - lost_at <= want + COALESCE_PERIOD_MS);
+        }
+        assert_true(s.now - lost_at >= want);
+        assert_false(finish_test(&s, &losing));
+        want = want * 2 > COALESCE_BACKOFF_MAX_MS ? COALESCE_BACKOFF_MAX_MS : want * 2;
+    }
+    assert_int_equal(want, COALESCE_BACKOFF_MAX_MS);
+    assert_int_equal(s.reports, 0);
+}
+
+static void test_a_kept_window_is_dropped_when_it_stops_paying(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    assert_true(one_test(&s, &gaining));
+    /* The load changes into one the window slows down, at the same rate for now. */
+    struct load turned = {.with = 120, .without = 200, .contended = true};
+    run(&s, &turned, COALESCE_KEEP_MIN_MS + (2 * COALESCE_TEST_PAIRS + 1) * COALESCE_PERIOD_MS);
+    assert_false(s.c.on);
+    assert_int_equal(s.c.phase, COALESCE_OFF);
+    assert_int_equal(s.reports, 2); /* kept, then dropped */
+    assert_true(s.c.gain < 0.61 && s.c.gain > 0.59);
+    /* The back-off starts over after a kept window: the next test comes after the minimum. */
+    uint64_t lost_at = s.now;
+    while (!s.c.on)
+        step(&s, &turned);
+    assert_true(s.now - lost_at <= COALESCE_BACKOFF_MIN_MS + COALESCE_PERIOD_MS);
+}
+
+static void test_a_falling_rate_tests_a_kept_window_at_once(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    assert_true(one_test(&s, &gaining));
+    run(&s, &gaining, 5 * COALESCE_PERIOD_MS);
+    /* A few sequential clients replace the crowd: the window now costs most of the rate. */
+    struct load few = {.with = 20, .without = 60, .contended = true};
+    step(&s, &few); /* the fall, well before COALESCE_KEEP_MIN_MS has passed */
+    assert_int_equal(s.c.phase, COALESCE_TEST);
+    run(&s, &few, 2 * COALESCE_TEST_PAIRS * COALESCE_PERIOD_MS);
+    assert_false(s.c.on);
+    assert_int_equal(s.reports, 2);
+}
+
+static void test_confirmed_windows_are_tested_less_often(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    assert_true(one_test(&s, &gaining));
+    uint64_t keep = COALESCE_KEEP_MIN_MS;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(s.c.keep_ms, keep);
+        /* The whole interval with the window, then a test starts. */
+        assert_int_equal(run(&s, &gaining, keep), keep / COALESCE_PERIOD_MS);
+        assert_int_equal(s.c.phase, COALESCE_TEST);
+        run(&s, &gaining, 2 * COALESCE_TEST_PAIRS * COALESCE_PERIOD_MS);
+        assert_int_equal(s.c.phase, COALESCE_ON);
+        keep = keep * 2 > COALESCE_KEEP_MAX_MS ? COALESCE_KEEP_MAX_MS : keep * 2;
+    }
+    assert_int_equal(keep, COALESCE_KEEP_MAX_MS);
+    assert_int_equal(s.reports, 1);
+}
+
+static void test_traffic_stopping_mid_test_is_no_verdict(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    assert_true(one_test(&s, &gaining));
+    struct load idle = {.with = 0, .without = 0, .contended = false};
+    run(&s, &idle, COALESCE_KEEP_MIN_MS + (2 * COALESCE_TEST_PAIRS + 1) * COALESCE_PERIOD_MS);
+    assert_false(s.c.on);
+    assert_true(s.c.gain < 0);
+    assert_int_equal(s.reports, 2);
+    /* No back-off for having nothing to measure: traffic is tested as soon as it is back. */
+    assert_true(one_test(&s, &gaining));
+    assert_int_equal(s.reports, 3);
+}
+
+static void test_switching_off_takes_effect_at_once(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    assert_true(one_test(&s, &gaining));
+    coalesce_enable(&s.c, false);
+    assert_false(s.c.on);
+    assert_int_equal(run(&s, &gaining, 10000), 0);
+    coalesce_enable(&s.c, true); /* back on: starts from scratch */
+    assert_int_equal(s.c.phase, COALESCE_OFF);
+    assert_true(one_test(&s, &gaining));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_off_in_config_never_waits),
+        cmocka_unit_test(test_no_test_without_cpu_contention_or_traffic),
+        cmocka_unit_test(test_a_window_that_pays_is_kept_and_reported_once),
+        cmocka_unit_test(test_a_gain_below_the_bar_is_not_kept),
+        cmocka_unit_test(test_lost_tests_back_off_exponentially_up_to_a_cap),
+        cmocka_unit_test(test_a_kept_window_is_dropped_when_it_stops_paying),
+        cmocka_unit_test(test_a_falling_rate_tests_a_kept_window_at_once),
+        cmocka_unit_test(test_confirmed_windows_are_tested_less_often),
+        cmocka_unit_test(test_traffic_stopping_mid_test_is_no_verdict),
+        cmocka_unit_test(test_switching_off_takes_effect_at_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
