@@ -71,6 +71,7 @@ struct config {
     unsigned max_connections; /* 0 = derive from the open-file limit at startup */
     uint64_t shutdown_timeout_ms;
     uint64_t resolve_interval_ms; /* backend host names looked up again; 0 = only on (re)load */
+    bool coalesce;                /* auto: a busy worker may wait before blocking (coalesce.h) */
     uint64_t buffer_budget;       /* per worker: bytes grown rings (buffer_max) may hold at once */
     enum log_level log_level;
     enum log_format log_format;

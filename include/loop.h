@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include "coalesce.h"
 #include "timer.h"
 
 struct loop;
@@ -25,6 +26,7 @@ struct loop_defer;
 typedef void (*io_cb)(struct loop *l, struct io *io, uint32_t events);
 typedef void (*loop_timer_cb)(struct loop *l, struct loop_timer *t);
 typedef void (*loop_defer_cb)(struct loop_defer *d);
+typedef void (*loop_coalesce_cb)(struct loop *l); /* a test kept or dropped the window */
 
 /* An fd watched by the loop; embedded in its owner (recover the owner with container_of). */
 struct io {
@@ -52,6 +54,13 @@ struct loop {
     uint64_t now;              /* ms, CLOCK_MONOTONIC, refreshed after every epoll_wait */
     struct loop_defer *defers; /* run and emptied at the end of each iteration */
     bool stop;                 /* loop_run returns at the end of the current iteration */
+    /* Waiting before blocking (coalesce.h); off until the owner enables l->co. */
+    uint64_t moved; /* bytes delivered: owners add to it, the loop only reads it */
+    struct coalesce co;
+    loop_coalesce_cb co_cb; /* told when a test keeps or drops the window, or NULL */
+    bool busy;              /* the last wait returned events */
+    int sched_fd;           /* /proc/thread-self/schedstat of the running thread, -1 unopened */
+    uint64_t period_ms, period_moved, run_delay_ns, slices;
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))

@@ -517,6 +517,17 @@ static int set_buffer_budget(struct pctx *p, yaml_node_t *v, const char *key)
     return get_size(p, v, key, &p->cfg->buffer_budget, &s);
 }
 
+static int set_coalesce(struct pctx *p, yaml_node_t *v, const char *key)
+{
+    const char *s;
+    if (scalar(p, v, key, &s))
+        return -1;
+    if (strcmp(s, "auto") != 0 && strcmp(s, "off") != 0)
+        return fail_at(p, v, "'%s' must be auto or off, got '%s'", key, s);
+    p->cfg->coalesce = strcmp(s, "auto") == 0;
+    return 0;
+}
+
 static int set_shutdown_timeout(struct pctx *p, yaml_node_t *v, const char *key)
 {
     return get_duration(p, v, key, true, &p->cfg->shutdown_timeout_ms);
@@ -730,6 +741,7 @@ static const struct key_entry top_keys[] = {
     {"shutdown_timeout", set_shutdown_timeout, false},
     {"resolve_interval", set_resolve_interval, false},
     {"buffer_budget", set_buffer_budget, false},
+    {"coalesce", set_coalesce, false},
     {"reload", set_reload, false},
     {"log", set_log, false},
     {"defaults", set_defaults, false},
@@ -766,6 +778,7 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
     c->shutdown_timeout_ms = 30000;
     c->resolve_interval_ms = 30000;
     c->buffer_budget = 64u << 20;
+    c->coalesce = true;
     c->log_level = LOG_INFO;
     c->log_format = LOG_TEXT;
     c->log_access = true;
@@ -932,6 +945,9 @@ void config_print(const struct config *c, FILE *out)
     config_format_size(c->buffer_budget, a, sizeof(a));
     fprintf(out, "buffer_budget: %s per worker%s\n", a,
             c->buffer_budget ? "" : " (rings never grow past buffer_size)");
+    fprintf(out, "coalesce: %s\n",
+            c->coalesce ? "auto (a busy worker waits a moment before blocking while that pays)"
+                        : "off");
     for (size_t i = 0; i < c->nroutes; i++) {
         const struct route_conf *r = &c->routes[i];
         fprintf(out, "route %s\n", r->name);

@@ -172,6 +172,8 @@ unsigned config_diff(const struct config *a, const struct config *b, config_diff
             b->log_format == LOG_JSON ? "json" : "text");
     if (a->log_access != b->log_access)
         say(&d, "access log %s", b->log_access ? "on" : "off");
+    if (a->coalesce != b->coalesce)
+        say(&d, "coalesce %s", b->coalesce ? "auto" : "off");
     if (a->reload_watch != b->reload_watch)
         say(&d, "reload watch %s", b->reload_watch ? "on" : "off");
     for (size_t i = 0; i < b->nroutes; i++) {

@@ -5,7 +5,10 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +35,13 @@ int loop_init(struct loop *l, int max_events)
     l->now = loop_clock_ms();
     l->defers = NULL;
     l->stop = false;
+    l->moved = 0;
+    coalesce_init(&l->co, false);
+    l->co_cb = NULL;
+    l->busy = false;
+    l->sched_fd = -1;
+    l->period_ms = l->now;
+    l->period_moved = l->run_delay_ns = l->slices = 0;
     return 0;
 }
 
@@ -42,6 +52,9 @@ void loop_destroy(struct loop *l)
     l->epfd = -1;
     free(l->events);
     l->events = NULL;
+    if (l->sched_fd >= 0)
+        close(l->sched_fd);
+    l->sched_fd = -1;
     timer_heap_free(&l->timers);
 }
 
@@ -101,6 +114,56 @@ static void run_timers(struct loop *l)
     }
 }
 
+/*
+ * Whether this thread waited for a CPU since the last call: its run delay per scheduling, from
+ * schedstat ("cpu_ns delay_ns slices"). Opened on first use, from the loop's own thread, as the
+ * file is per thread. Without it (no procfs, no schedstats) nothing counts as contended.
+ */
+static bool contended(struct loop *l)
+{
+    if (l->sched_fd == -1) {
+        l->sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+        if (l->sched_fd == -1)
+            l->sched_fd = -2;
+    }
+    char buf[96];
+    ssize_t n = l->sched_fd >= 0 ? pread(l->sched_fd, buf, sizeof(buf) - 1, 0) : -1;
+    uint64_t cpu, delay, slices;
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    if (sscanf(buf, "%" SCNu64 " %" SCNu64 " %" SCNu64, &cpu, &delay, &slices) != 3)
+        return false;
+    bool waited = slices > l->slices && delay >= l->run_delay_ns &&
+                  (delay - l->run_delay_ns) / (slices - l->slices) >= COALESCE_CONTENDED_NS;
+    l->run_delay_ns = delay;
+    l->slices = slices;
+    return waited;
+}
+
+static void end_period(struct loop *l)
+{
+    uint64_t ms = l->now - l->period_ms;
+    uint64_t bytes = l->moved - l->period_moved;
+    l->period_ms = l->now;
+    l->period_moved = l->moved;
+    if (coalesce_period(&l->co, l->now, ms, bytes, contended(l)) && l->co_cb)
+        l->co_cb(l);
+}
+
+/* Blocks for events; a busy loop may first wait COALESCE_WINDOW_US for more to gather. */
+static int wait_events(struct loop *l, int timeout)
+{
+    if (l->co.on && l->busy && timeout != 0) {
+        int n = epoll_wait(l->epfd, l->events, l->max_events, 0);
+        if (n != 0)
+            return n;
+        struct timespec ts = {0, COALESCE_WINDOW_US * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return epoll_wait(l->epfd, l->events, l->max_events, timeout);
+}
+
 int loop_run_once(struct loop *l, int max_wait_ms)
 {
     int timeout = max_wait_ms;
@@ -113,7 +176,8 @@ int loop_run_once(struct loop *l, int max_wait_ms)
         if (timeout < 0 || (uint64_t)timeout > wait)
             timeout = (int)wait;
     }
-    int n = epoll_wait(l->epfd, l->events, l->max_events, timeout);
+    int n = wait_events(l, timeout);
+    l->busy = n > 0;
     if (n == -1) {
         if (errno != EINTR)
             return -errno;
@@ -127,6 +191,8 @@ int loop_run_once(struct loop *l, int max_wait_ms)
     }
     run_timers(l);
     run_defers(l);
+    if (l->co.enabled && l->now - l->period_ms >= COALESCE_PERIOD_MS)
+        end_period(l);
     return n;
 }
 

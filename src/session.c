@@ -352,6 +352,7 @@ static bool relay(struct session *s, int dir)
                     dst_ready = false;
                 ring_consume(r, (size_t)n);
                 s->bytes[dir] += (uint64_t)n;
+                s->w->loop.moved += (uint64_t)n;
                 s->last_active_ms = s->w->loop.now;
                 progress = n > 0;
             }
@@ -568,6 +569,7 @@ static bool relay_splice(struct session *s, int dir)
                     dst_ready = false;
                 p->len[dir] -= (size_t)n;
                 s->bytes[dir] += (uint64_t)n;
+                s->w->loop.moved += (uint64_t)n;
                 s->last_active_ms = s->w->loop.now;
                 progress = n > 0;
             }

@@ -117,6 +117,7 @@ static int do_swap(struct worker *w)
         wgen_unref(g);
         return rc;
     }
+    coalesce_enable(&w->loop.co, g->cfg->coalesce);
     struct wgen *old = w->gen;
     w->gen = g;
     wgen_unref(old);
@@ -175,6 +176,19 @@ static void on_wake(struct loop *l, struct io *io, uint32_t ev)
     maybe_finish(w);
 }
 
+static void on_coalesce(struct loop *l)
+{
+    struct worker *w = container_of(l, struct worker, loop);
+    if (l->co.gain < 0)
+        log_debug("worker %u: blocks as soon as idle again: no traffic to measure a wait by",
+                  w->id);
+    else
+        log_debug("worker %u: %s: %.2fx the bytes per second with a %dus wait before blocking "
+                  "as without it",
+                  w->id, l->co.on ? "waits before blocking" : "blocks as soon as idle again",
+                  l->co.gain, COALESCE_WINDOW_US);
+}
+
 int worker_init(struct worker *w, unsigned id, struct shared *shared, int exit_efd)
 {
     memset(w, 0, sizeof(*w));
@@ -190,6 +204,7 @@ int worker_init(struct worker *w, unsigned id, struct shared *shared, int exit_e
         loop_destroy(&w->loop);
         return rc;
     }
+    w->loop.co_cb = on_coalesce;
     loop_io_init(&w->wake, efd, on_wake);
     rc = loop_io_set(&w->loop, &w->wake, EPOLLIN);
     if (rc != 0) {

@@ -109,6 +109,7 @@ static const char full_example[] =
     "shutdown_timeout: 30s         # on SIGTERM/SIGINT: stop accepting, let pairs finish\n"
     "resolve_interval: 30s         # backend host names looked up again this often\n"
     "buffer_budget: 32MiB          # per worker, for rings grown past buffer_size\n"
+    "coalesce: auto                # auto | off: a busy worker may wait before blocking\n"
     "log:\n"
     "  level: info                 # error | warn | info | debug\n"
     "  format: text                # text | json\n"
@@ -148,6 +149,7 @@ static void test_full_example(void **state)
     assert_int_equal(c->defaults.buffer_size, 16 * 1024);
     assert_int_equal(c->defaults.buffer_max, 128 * 1024);
     assert_int_equal(c->buffer_budget, 32 << 20);
+    assert_true(c->coalesce);
     assert_int_equal(c->refs, 1);
     assert_true(c->hash == config_hash_bytes(full_example, strlen(full_example)));
 
@@ -814,6 +816,17 @@ static void test_buffer_max(void **state)
     expect_error("buffer_budget: 1GB\nroutes:\n" ROUTE_WEB, 1, 16,
                  "'buffer_budget': bad size '1GB': unknown size unit");
     expect_error("buffer_budget: [1]\nroutes:\n" ROUTE_WEB, 1, 16, "'buffer_budget'");
+
+    /* coalesce: auto unless set; off, or an error naming the two choices. */
+    c = load("routes:\n" ROUTE_WEB);
+    assert_true(c->coalesce);
+    config_unref(c);
+    c = load("coalesce: off\nroutes:\n" ROUTE_WEB);
+    assert_false(c->coalesce);
+    config_unref(c);
+    expect_error("coalesce: sometimes\nroutes:\n" ROUTE_WEB, 1, 11,
+                 "'coalesce' must be auto or off, got 'sometimes'");
+    expect_error("coalesce: [auto]\nroutes:\n" ROUTE_WEB, 1, 11, "'coalesce'");
 }
 
 static void test_weight_range(void **state)
@@ -1170,6 +1183,8 @@ static void test_print_shows_effective_settings(void **state)
     assert_contains(out, "max_connections: derived from the open-file limit");
     assert_contains(out, "shutdown_timeout: 30s\n");
     assert_contains(out, "buffer_budget: 64MiB per worker\n");
+    assert_contains(
+        out, "coalesce: auto (a busy worker waits a moment before blocking while that pays)\n");
     assert_contains(out, "idle_timeout: 1h\n");
     assert_contains(out, "buffer_max: 256KiB (while a direction streams)\n");
     free(out);
@@ -1177,6 +1192,7 @@ static void test_print_shows_effective_settings(void **state)
 
     /* Growth turned off, per route or everywhere, is said so. */
     c = load("buffer_budget: 0\n"
+             "coalesce: off\n"
              "routes:\n"
              "  - name: web\n"
              "    listen: 127.0.0.1:8080\n"
@@ -1187,6 +1203,7 @@ static void test_print_shows_effective_settings(void **state)
     fclose(f);
     assert_contains(out, "buffer_budget: 0 per worker (rings never grow past buffer_size)\n");
     assert_contains(out, "buffer_max: 16KiB (rings never grow)\n");
+    assert_contains(out, "coalesce: off\n");
     free(out);
     config_unref(c);
 }

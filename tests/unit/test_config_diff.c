@@ -326,6 +326,7 @@ static void test_many_changes_at_once(void **state)
     struct lines l;
     const char *b = "workers: 3\n"
                     "buffer_budget: 8MiB\n"
+                    "coalesce: off\n"
                     "routes:\n"
                     "  - name: web\n"
                     "    listen: 127.0.0.1:8090\n"
@@ -334,9 +335,10 @@ static void test_many_changes_at_once(void **state)
                     "  - name: db\n"
                     "    listen: 127.0.0.1:5432\n"
                     "    backends: [127.0.0.1:15432, 127.0.0.1:15433]\n";
-    assert_int_equal(diff(base, b, &l), 8);
+    assert_int_equal(diff(base, b, &l), 9);
     expect_line(&l, "workers", "needs a restart", NULL);
     expect_line(&l, "buffer_budget 64MiB -> 8MiB", NULL);
+    expect_line(&l, "coalesce off", NULL);
     expect_line(&l, "route web", "listener 127.0.0.1:8090 added", NULL);
     expect_line(&l, "route web", "listener 127.0.0.1:8080 removed", NULL);
     expect_line(&l, "route web", "backend 127.0.0.1:9001 removed", NULL);

@@ -8,6 +8,8 @@
  * batch is not delivered. Timers fire in deadline order, never before their deadline, and bound
  * how long one iteration waits. Deferred callbacks run once, after every event and timer of the
  * iteration. Every wait in these tests has a bound (and an alarm backs up the unbounded ones).
+ * With the wait before blocking on (coalesce.h), a busy loop that runs dry still blocks (it waits
+ * a moment, not a period), delivers what arrives, and hands each period's bytes to the decision.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -492,6 +494,71 @@ static void test_defer_from_outside_runs_next_iteration(void **state)
     assert_null(l->defers);
 }
 
+/* ---- waiting before blocking ---------------------------------------------------------------- */
+
+/* Puts the decision into a kept window, as a test that paid would. */
+static void window_kept(struct loop *l)
+{
+    coalesce_init(&l->co, true);
+    l->co.phase = COALESCE_ON;
+    l->co.on = true;
+    l->co.next_ms = UINT64_MAX; /* no re-test during this test */
+}
+
+static void test_busy_loop_with_the_window_still_blocks(void **state)
+{
+    struct loop *l = *state;
+    struct probe p;
+    probe_open(&p);
+    window_kept(l);
+    p.change_interest = true; /* the callback drops its interest: one event per byte */
+    p.set_to = 0;
+    assert_int_equal(loop_io_set(l, &p.io, EPOLLIN), 0);
+    send_byte(p.peer);
+    assert_int_equal(loop_run_once(l, WAIT_MS), 1); /* busy now */
+    assert_true(l->busy);
+    /* Nothing comes: the wait is the caller's bound, not the window (no spinning). */
+    uint64_t start = loop_clock_ms();
+    assert_int_equal(loop_run_once(l, 100), 0);
+    assert_true(loop_clock_ms() - start >= 100);
+    assert_false(l->busy);
+    /* And what arrives after the window is delivered. */
+    assert_int_equal(loop_io_set(l, &p.io, EPOLLIN), 0);
+    send_byte(p.peer);
+    assert_int_equal(loop_run_once(l, WAIT_MS), 1);
+    assert_int_equal(p.calls, 2);
+    probe_close(l, &p);
+}
+
+static void test_each_period_hands_its_bytes_to_the_decision(void **state)
+{
+    struct loop *l = *state;
+    coalesce_init(&l->co, true);
+    /* A test running, in its first period (with the window). */
+    l->co.phase = COALESCE_TEST;
+    l->co.on = true;
+    l->period_ms = l->now = loop_clock_ms();
+    l->moved += 12345;
+    /* Shorter than a period: nothing handed over yet. */
+    assert_int_equal(loop_run_once(l, 0), 0);
+    assert_int_equal(l->co.periods, 0);
+    /* Past a period: its bytes and length reach the decision, which turns the window off. */
+    for (int i = 0; i < 50 && l->co.periods == 0; i++)
+        assert_int_equal(loop_run_once(l, COALESCE_PERIOD_MS / 4), 0);
+    assert_int_equal(l->co.periods, 1);
+    assert_int_equal(l->co.with_bytes, 12345);
+    assert_true(l->co.with_ms >= COALESCE_PERIOD_MS);
+    assert_false(l->co.on);
+    /* A loop whose owner never enabled it never hands anything over. */
+    coalesce_init(&l->co, false);
+    l->moved += 1000;
+    uint64_t start = loop_clock_ms();
+    while (loop_clock_ms() - start < 2 * COALESCE_PERIOD_MS)
+        assert_int_equal(loop_run_once(l, COALESCE_PERIOD_MS / 2), 0);
+    assert_false(l->co.on);
+    assert_int_equal(l->co.with_bytes, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +580,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deferred_callbacks_run_after_the_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_defer_from_outside_runs_next_iteration, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_busy_loop_with_the_window_still_blocks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_each_period_hands_its_bytes_to_the_decision, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
