@@ -10,6 +10,8 @@ One run starts every subject once and interleaves the timed workloads in rounds
   ferry     ferry (--ferry PATH)          (--workers N: `workers: N`)
   ferry-16k     (only when asked for with --only) the same ferry with `buffer_max: 16KiB`: rings
                 that never grow, the buffer size HAProxy and nginx use by default
+  ferry-eager   (only when asked for with --only) the same ferry with `coalesce: off`: a busy
+                worker blocks as soon as it runs out of events, never waiting for more to gather
   ferry-splice  the same ferry with `defaults: {splice: true}` (splice(2) through pipes); not in
                 the idle and active workloads: a spliced pair holds 6 fds, so 9000 of them do
                 not fit the open-file limit (ferry derives max_connections accordingly)
@@ -57,10 +59,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
-SUBJECTS = ["direct", "haproxy", "nginx", "ferry", "ferry-splice", "ferry-16k"]
+SUBJECTS = ["direct", "haproxy", "nginx", "ferry", "ferry-splice", "ferry-16k", "ferry-eager"]
 DEFAULT_SUBJECTS = ["direct", "haproxy", "nginx", "ferry", "ferry-splice"]
-PROXIES = ["haproxy", "nginx", "ferry", "ferry-splice", "ferry-16k"]
-FERRIES = ("ferry", "ferry-splice", "ferry-16k")
+PROXIES = ["haproxy", "nginx", "ferry", "ferry-splice", "ferry-16k", "ferry-eager"]
+FERRIES = ("ferry", "ferry-splice", "ferry-16k", "ferry-eager")
 TIMED = ["tput1", "tput1r", "tput8", "tput8r", "rps", "cps"]
 WORKLOADS = ["idle"] + TIMED + ["active", "integrity"]
 ROUTES = ["iperf", "http", "echo", "integ"]
@@ -750,6 +752,8 @@ defaults
                       "ferry-16k": ", buffer_max: 16KiB"}.get(s, "")
             with open(conf, "w") as f:
                 f.write(f"workers: {n}\nshutdown_timeout: 2s\n"
+                        + ("coalesce: off\n" if s == "ferry-eager" else "")
+                        + 
                         f"log: {{level: {self.args.ferry_log_level}, format: text, "
                         f"access: {'true' if self.args.ferry_access_log else 'false'}}}\n"
                         f"defaults: {{connect_timeout: 5s, idle_timeout: 300s{splice}}}\nroutes:\n")
@@ -1276,7 +1280,7 @@ def median(vals):
 
 
 PER_ROUND = {"": "gbps", "_cpu": "cpu_s_per_gb"}
-PER_ROUND_HTTP = {"": "rps", "_p99": "p99_ms", "_cpu": "cpu_us"}
+PER_ROUND_HTTP = {"": "rps", "_p99": "p99_ms", "_cpu": "cpu_us", "_ctxt": "ctxt_per_req"}
 
 
 def summarize(raw, subjects):
@@ -1471,6 +1475,25 @@ def splice_rows(S, workloads, other="ferry-splice", cpu_bound=0.67):
         v = s.get("integrity_ok")
         rows.append(("integrity (SHA-256)", "ok" if v else ("-" if v is None else "FAIL"),
                      "ok" if f.get("integrity_ok") else "-", None, "every byte intact", v))
+    return rows
+
+
+def eager_rows(S, workloads):
+    """ferry (coalesce: auto) against ferry-eager (coalesce: off), request workloads, same rounds."""
+    f, e = S.get("ferry", {}), S.get("ferry-eager", {})
+    rows = []
+    for w, name in (("rps", "keep-alive"), ("cps", "new-conn")):
+        if w not in workloads:
+            continue
+        for key, label, nd in ((w, f"{name} req/s", 0), (w + "_cpu", f"{name} proxy CPU us/req", 1),
+                               (w + "_p99", f"{name} p99 ms", 2),
+                               (w + "_ctxt", f"{name} machine context switches/req", 2)):
+            a, b = f.get(key), e.get(key)
+            fa, eb = f.get("_rounds", {}).get(key, {}), e.get("_rounds", {}).get(key, {})
+            pairs = [fa[k] / eb[k] for k in fa if k in eb and eb[k]]
+            r = statistics.median(pairs) if pairs else (a / b if a is not None and b else None)
+            spread = f"{min(pairs):.2f}-{max(pairs):.2f}" if len(pairs) > 1 else "-"
+            rows.append((label, fmt(a, nd), fmt(b, nd), r, "-", None, spread))
     return rows
 
 
@@ -1831,6 +1854,10 @@ def report(meta, raw, notes):
         print_splice(splice_rows(S, workloads, "ferry-16k", None),
                      "ferry with fixed 16 KiB rings vs growing rings (`buffer_max: 16KiB`)",
                      ("16 KiB", "growing"))
+    if "ferry" in subjects and "ferry-eager" in subjects:
+        print_splice(eager_rows(S, workloads),
+                     "ferry waiting before blocking while that pays vs never (`coalesce: off`)",
+                     ("auto", "off"))
     if notes:
         print("\n### notes\n")
         for n in notes[:60]:
