@@ -54,19 +54,27 @@ struct loop {
     uint64_t now;              /* ms, CLOCK_MONOTONIC, refreshed after every epoll_wait */
     struct loop_defer *defers; /* run and emptied at the end of each iteration */
     bool stop;                 /* loop_run returns at the end of the current iteration */
-    /* Waiting before blocking (coalesce.h); off until the owner enables l->co. */
+    /* Waiting before blocking (coalesce.h): off until loop_coalesce_enable. */
     uint64_t moved; /* bytes delivered: owners add to it, the loop only reads it */
     struct coalesce co;
-    loop_coalesce_cb co_cb; /* told when a test keeps or drops the window, or NULL */
+    loop_coalesce_cb co_cb; /* told when the window is kept or dropped, or NULL */
     bool busy;              /* the last wait returned events */
-    int sched_fd;           /* /proc/thread-self/schedstat of the running thread, -1 unopened */
-    uint64_t period_ms, period_moved, run_delay_ns, slices;
+    uint64_t waits;         /* windows waited so far */
+    uint64_t period_start;  /* ms: when the current period began */
+    uint64_t period_moved;  /* moved when it began */
+    int sched_fd;    /* /proc/thread-self/schedstat of the loop's thread; -1 unopened, -2 missing */
+    bool sched_base; /* a sample is held: the next read gives a difference */
+    uint64_t sched_delay_ns, sched_slices; /* that sample: run delay, times scheduled */
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Returns 0 or -errno. */
 int loop_init(struct loop *l, int max_events);
+
+/* Turns the wait before blocking (coalesce.h) on or off; on starts a new period and takes the
+ * thread's run delay afresh. Call it from the loop's own thread (or before it runs). */
+void loop_coalesce_enable(struct loop *l, bool on);
 /* Frees the loop's own resources; owners must have closed their fds and timers. */
 void loop_destroy(struct loop *l);
 

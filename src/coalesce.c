@@ -17,6 +17,11 @@ void coalesce_enable(struct coalesce *c, bool enabled)
         coalesce_init(c, enabled);
 }
 
+bool coalesce_contended(uint64_t delay_ns, uint64_t slices)
+{
+    return slices > 0 && delay_ns / slices >= COALESCE_CONTENDED_NS;
+}
+
 static void start_test(struct coalesce *c)
 {
     c->was_kept = c->phase == COALESCE_ON;
@@ -26,16 +31,24 @@ static void start_test(struct coalesce *c)
     c->on = true;
 }
 
-/* The test's verdict; true if it keeps the window. c->gain < 0: nothing moved without the window,
- * so there is nothing to compare with. */
+/* The window goes (or stays) off with no test before now + wait_ms. Returns whether that drops
+ * a kept window. */
+static bool stop(struct coalesce *c, bool was_kept, uint64_t now_ms, uint64_t wait_ms,
+                 enum coalesce_reason why)
+{
+    c->phase = COALESCE_OFF;
+    c->on = false;
+    c->next_ms = now_ms + wait_ms;
+    c->reason = why;
+    return was_kept;
+}
+
+/* The test's verdict; true if it keeps the window. */
 static bool verdict(struct coalesce *c)
 {
-    if (!c->with_ms || !c->without_ms || !c->without_bytes) {
-        c->gain = -1;
-        return false;
-    }
     c->gain = ((double)c->with_bytes / (double)c->with_ms) /
               ((double)c->without_bytes / (double)c->without_ms);
+    c->reason = COALESCE_MEASURED;
     return c->gain >= COALESCE_GAIN;
 }
 
@@ -51,6 +64,54 @@ static bool fell(struct coalesce *c, uint64_t ms, uint64_t bytes)
     return low;
 }
 
+static bool kept_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t bytes,
+                        bool contended)
+{
+    c->calm_periods = contended ? 0 : c->calm_periods + 1;
+    if (c->calm_periods >= COALESCE_CALM_PERIODS)
+        return stop(c, true, now_ms, 0, COALESCE_CALM);
+    if (fell(c, ms, bytes) || now_ms >= c->next_ms)
+        start_test(c);
+    return false;
+}
+
+static bool test_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t bytes)
+{
+    bool was_kept = c->was_kept;
+    /* A period stretched by an idle gap would weigh on one side only: no verdict. */
+    if (ms > COALESCE_LONG_PERIOD_MS)
+        return stop(c, was_kept, now_ms, 0, COALESCE_IDLE);
+    if (c->on) {
+        c->with_bytes += bytes;
+        c->with_ms += ms;
+    } else {
+        c->without_bytes += bytes;
+        c->without_ms += ms;
+    }
+    if (++c->periods < 2 * COALESCE_TEST_PAIRS) {
+        c->on = !c->on;
+        return false;
+    }
+    /* Nothing moved without the window (or no time passed): nothing to compare with. */
+    if (!c->with_ms || !c->without_ms || !c->without_bytes)
+        return stop(c, was_kept, now_ms, 0, COALESCE_IDLE);
+    if (!verdict(c)) {
+        uint64_t wait = c->backoff_ms;
+        c->backoff_ms = wait * 2 > COALESCE_BACKOFF_MAX_MS ? COALESCE_BACKOFF_MAX_MS : wait * 2;
+        return stop(c, was_kept, now_ms, wait, COALESCE_MEASURED);
+    }
+    c->phase = COALESCE_ON;
+    c->on = true;
+    c->keep_ms = !was_kept                               ? COALESCE_KEEP_MIN_MS
+                 : c->keep_ms * 2 > COALESCE_KEEP_MAX_MS ? COALESCE_KEEP_MAX_MS
+                                                         : c->keep_ms * 2;
+    c->next_ms = now_ms + c->keep_ms;
+    c->kept_bytes = c->kept_ms = 0;
+    c->kept_periods = c->calm_periods = 0;
+    c->backoff_ms = COALESCE_BACKOFF_MIN_MS;
+    return !was_kept;
+}
+
 bool coalesce_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t bytes,
                      bool contended)
 {
@@ -64,44 +125,9 @@ bool coalesce_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t 
             start_test(c);
         return false;
     case COALESCE_ON:
-        if (now_ms >= c->next_ms || fell(c, ms, bytes))
-            start_test(c);
-        return false;
+        return kept_period(c, now_ms, ms, bytes, contended);
     case COALESCE_TEST:
         break;
     }
-    if (c->on) {
-        c->with_bytes += bytes;
-        c->with_ms += ms;
-    } else {
-        c->without_bytes += bytes;
-        c->without_ms += ms;
-    }
-    if (++c->periods < 2 * COALESCE_TEST_PAIRS) {
-        c->on = !c->on;
-        return false;
-    }
-    bool was_kept = c->was_kept;
-    if (verdict(c)) {
-        c->phase = COALESCE_ON;
-        c->on = true;
-        c->keep_ms = !was_kept                               ? COALESCE_KEEP_MIN_MS
-                     : c->keep_ms * 2 > COALESCE_KEEP_MAX_MS ? COALESCE_KEEP_MAX_MS
-                                                             : c->keep_ms * 2;
-        c->next_ms = now_ms + c->keep_ms;
-        c->kept_bytes = c->kept_ms = 0;
-        c->kept_periods = 0;
-        c->backoff_ms = COALESCE_BACKOFF_MIN_MS;
-        return !was_kept;
-    }
-    c->phase = COALESCE_OFF;
-    c->on = false;
-    if (c->gain < 0) { /* no traffic to judge by: free to test again once there is */
-        c->next_ms = now_ms;
-        return was_kept;
-    }
-    c->next_ms = now_ms + c->backoff_ms;
-    c->backoff_ms =
-        c->backoff_ms * 2 > COALESCE_BACKOFF_MAX_MS ? COALESCE_BACKOFF_MAX_MS : c->backoff_ms * 2;
-    return was_kept;
+    return test_period(c, now_ms, ms, bytes);
 }

@@ -39,9 +39,12 @@ int loop_init(struct loop *l, int max_events)
     coalesce_init(&l->co, false);
     l->co_cb = NULL;
     l->busy = false;
+    l->waits = 0;
+    l->period_start = l->now;
+    l->period_moved = 0;
     l->sched_fd = -1;
-    l->period_ms = l->now;
-    l->period_moved = l->run_delay_ns = l->slices = 0;
+    l->sched_base = false;
+    l->sched_delay_ns = l->sched_slices = 0;
     return 0;
 }
 
@@ -56,6 +59,16 @@ void loop_destroy(struct loop *l)
         close(l->sched_fd);
     l->sched_fd = -1;
     timer_heap_free(&l->timers);
+}
+
+void loop_coalesce_enable(struct loop *l, bool on)
+{
+    if (on && !l->co.enabled) {
+        l->period_start = l->now;
+        l->period_moved = l->moved;
+        l->sched_base = false;
+    }
+    coalesce_enable(&l->co, on);
 }
 
 int loop_io_set(struct loop *l, struct io *io, uint32_t events)
@@ -117,7 +130,8 @@ static void run_timers(struct loop *l)
 /*
  * Whether this thread waited for a CPU since the last call: its run delay per scheduling, from
  * schedstat ("cpu_ns delay_ns slices"). Opened on first use, from the loop's own thread, as the
- * file is per thread. Without it (no procfs, no schedstats) nothing counts as contended.
+ * file is per thread. The first read only takes a sample. Without the file (no procfs, kernel
+ * without schedstats) nothing counts as contended, so the window never comes on.
  */
 static bool contended(struct loop *l)
 {
@@ -134,18 +148,19 @@ static bool contended(struct loop *l)
     buf[n] = '\0';
     if (sscanf(buf, "%" SCNu64 " %" SCNu64 " %" SCNu64, &cpu, &delay, &slices) != 3)
         return false;
-    bool waited = slices > l->slices && delay >= l->run_delay_ns &&
-                  (delay - l->run_delay_ns) / (slices - l->slices) >= COALESCE_CONTENDED_NS;
-    l->run_delay_ns = delay;
-    l->slices = slices;
+    bool waited = l->sched_base && delay >= l->sched_delay_ns && slices >= l->sched_slices &&
+                  coalesce_contended(delay - l->sched_delay_ns, slices - l->sched_slices);
+    l->sched_base = true;
+    l->sched_delay_ns = delay;
+    l->sched_slices = slices;
     return waited;
 }
 
 static void end_period(struct loop *l)
 {
-    uint64_t ms = l->now - l->period_ms;
+    uint64_t ms = l->now - l->period_start;
     uint64_t bytes = l->moved - l->period_moved;
-    l->period_ms = l->now;
+    l->period_start = l->now;
     l->period_moved = l->moved;
     if (coalesce_period(&l->co, l->now, ms, bytes, contended(l)) && l->co_cb)
         l->co_cb(l);
@@ -160,6 +175,7 @@ static int wait_events(struct loop *l, int timeout)
             return n;
         struct timespec ts = {0, COALESCE_WINDOW_US * 1000};
         nanosleep(&ts, NULL);
+        l->waits++;
     }
     return epoll_wait(l->epfd, l->events, l->max_events, timeout);
 }
@@ -191,7 +207,7 @@ int loop_run_once(struct loop *l, int max_wait_ms)
     }
     run_timers(l);
     run_defers(l);
-    if (l->co.enabled && l->now - l->period_ms >= COALESCE_PERIOD_MS)
+    if (l->co.enabled && l->now - l->period_start >= COALESCE_PERIOD_MS)
         end_period(l);
     return n;
 }

@@ -117,7 +117,7 @@ static int do_swap(struct worker *w)
         wgen_unref(g);
         return rc;
     }
-    coalesce_enable(&w->loop.co, g->cfg->coalesce);
+    loop_coalesce_enable(&w->loop, g->cfg->coalesce);
     struct wgen *old = w->gen;
     w->gen = g;
     wgen_unref(old);
@@ -179,14 +179,21 @@ static void on_wake(struct loop *l, struct io *io, uint32_t ev)
 static void on_coalesce(struct loop *l)
 {
     struct worker *w = container_of(l, struct worker, loop);
-    if (l->co.gain < 0)
-        log_debug("worker %u: blocks as soon as idle again: no traffic to measure a wait by",
-                  w->id);
+    if (l->co.on) {
+        log_debug("worker %u: waits up to %dus before blocking: %.2fx the bytes per ms with the "
+                  "wait as without it",
+                  w->id, COALESCE_WINDOW_US, l->co.gain);
+        return;
+    }
+    const char *why = l->co.reason == COALESCE_CALM   ? "no longer waits for a CPU"
+                      : l->co.reason == COALESCE_IDLE ? "traffic stopped while the wait was tested"
+                                                      : NULL;
+    if (why)
+        log_debug("worker %u: blocks as soon as idle again: %s", w->id, why);
     else
-        log_debug("worker %u: %s: %.2fx the bytes per second with a %dus wait before blocking "
-                  "as without it",
-                  w->id, l->co.on ? "waits before blocking" : "blocks as soon as idle again",
-                  l->co.gain, COALESCE_WINDOW_US);
+        log_debug("worker %u: blocks as soon as idle again: %.2fx the bytes per ms with the "
+                  "wait as without it",
+                  w->id, l->co.gain);
 }
 
 int worker_init(struct worker *w, unsigned id, struct shared *shared, int exit_efd)
@@ -224,6 +231,8 @@ static void *worker_main(void *arg)
     int rc = loop_run(&w->loop);
     if (rc != 0)
         log_error("worker %u: event loop failed: %s", w->id, strerror(-rc));
+    /* The passes left (here and in worker_destroy, on another thread) need no waiting. */
+    loop_coalesce_enable(&w->loop, false);
     /* Whatever is still open (only after a loop failure) is closed now. */
     close_all(w);
     loop_run_once(&w->loop, 0); /* run the deferred frees */

@@ -6,8 +6,11 @@
  * alternates periods with and without the window (with first) for COALESCE_TEST_PAIRS pairs and
  * keeps the window only if it delivers COALESCE_GAIN times the bytes or more. A lost test backs
  * off (1 s, 2 s, ... up to 60 s); a kept window is tested again after 2 s, 4 s, ... up to 30 s,
- * and at once when a period falls below COALESCE_DROP of the kept average. Only keeping or
- * dropping is reported (the log lines), not every test. Switched off, it is off at once.
+ * at once when a period falls below COALESCE_DROP of the kept average (after 3 kept periods),
+ * and dropped after COALESCE_CALM_PERIODS periods in a row without CPU contention. A test that
+ * traffic stopped during (a period stretched by an idle gap, or nothing moved without the window)
+ * has no verdict. Only keeping or dropping is reported (the log lines), not every test. Switched
+ * off, it is off at once; switched on again with the same setting, nothing changes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,6 +80,16 @@ static bool one_test(struct sim *s, const struct load *ld)
     assert_false(s->c.on);
     step(s, ld);
     return finish_test(s, ld);
+}
+
+static void test_contention_is_run_delay_per_scheduling(void **state)
+{
+    (void)state;
+    assert_false(coalesce_contended(0, 0));
+    assert_false(coalesce_contended(1000000, 0)); /* never scheduled: no evidence */
+    assert_true(coalesce_contended(COALESCE_CONTENDED_NS * 10, 10));
+    assert_false(coalesce_contended(COALESCE_CONTENDED_NS * 10 - 1, 10));
+    assert_false(coalesce_contended(2000 * 1000, 1000)); /* 2 us each: a calm machine */
 }
 
 static void test_off_in_config_never_waits(void **state)
@@ -160,13 +173,22 @@ static void test_a_kept_window_is_dropped_when_it_stops_paying(void **state)
     (void)state;
     struct sim s;
     sim_init(&s, true);
-    assert_true(one_test(&s, &gaining));
+    /* Two lost tests first: the back-off has grown to 4 s. */
+    assert_false(one_test(&s, &losing));
+    while (!s.c.on)
+        step(&s, &losing);
+    assert_false(finish_test(&s, &losing));
+    assert_int_equal(s.c.backoff_ms, 4 * COALESCE_BACKOFF_MIN_MS);
+    while (!s.c.on)
+        step(&s, &gaining);
+    assert_true(finish_test(&s, &gaining));
     /* The load changes into one the window slows down, at the same rate for now. */
     struct load turned = {.with = 120, .without = 200, .contended = true};
     run(&s, &turned, COALESCE_KEEP_MIN_MS + (2 * COALESCE_TEST_PAIRS + 1) * COALESCE_PERIOD_MS);
     assert_false(s.c.on);
     assert_int_equal(s.c.phase, COALESCE_OFF);
     assert_int_equal(s.reports, 2); /* kept, then dropped */
+    assert_int_equal(s.c.reason, COALESCE_MEASURED);
     assert_true(s.c.gain < 0.61 && s.c.gain > 0.59);
     /* The back-off starts over after a kept window: the next test comes after the minimum. */
     uint64_t lost_at = s.now;
@@ -211,20 +233,131 @@ static void test_confirmed_windows_are_tested_less_often(void **state)
     assert_int_equal(s.reports, 1);
 }
 
-static void test_traffic_stopping_mid_test_is_no_verdict(void **state)
+static void test_an_idle_gap_during_a_test_is_no_verdict(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    /* A load the window slows down; the test's one period without the window swallows a
+     * minute the worker spent blocked, with a few bytes: its rate would look tiny. */
+    step(&s, &losing); /* starts the test */
+    step(&s, &losing); /* with */
+    s.now += 60000;
+    assert_false(coalesce_period(&s.c, s.now, 60000, 10000, true));
+    assert_false(s.c.on);
+    assert_int_equal(s.c.phase, COALESCE_OFF);
+    assert_int_equal(s.c.reason, COALESCE_IDLE);
+    /* No back-off for having nothing to measure: the next busy period tests again, and the
+     * window is judged on what it really does. */
+    assert_false(one_test(&s, &losing));
+    assert_int_equal(s.c.reason, COALESCE_MEASURED);
+    assert_int_equal(s.reports, 0);
+}
+
+static void test_traffic_stopping_mid_test_drops_a_kept_window(void **state)
 {
     (void)state;
     struct sim s;
     sim_init(&s, true);
     assert_true(one_test(&s, &gaining));
-    struct load idle = {.with = 0, .without = 0, .contended = false};
-    run(&s, &idle, COALESCE_KEEP_MIN_MS + (2 * COALESCE_TEST_PAIRS + 1) * COALESCE_PERIOD_MS);
+    run(&s, &gaining, COALESCE_KEEP_MIN_MS); /* up to the re-test */
+    assert_int_equal(s.c.phase, COALESCE_TEST);
+    /* The loop still wakes (timers) but nothing moves. */
+    struct load idle = {.with = 0, .without = 0, .contended = true};
+    run(&s, &idle, 2 * COALESCE_TEST_PAIRS * COALESCE_PERIOD_MS);
     assert_false(s.c.on);
-    assert_true(s.c.gain < 0);
+    assert_int_equal(s.c.reason, COALESCE_IDLE);
     assert_int_equal(s.reports, 2);
-    /* No back-off for having nothing to measure: traffic is tested as soon as it is back. */
+    /* Traffic back: tested at once. */
     assert_true(one_test(&s, &gaining));
     assert_int_equal(s.reports, 3);
+}
+
+static void test_a_kept_window_is_dropped_once_the_cpu_is_free(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    assert_true(one_test(&s, &gaining));
+    struct load calm = gaining;
+    calm.contended = false;
+    /* Uncontended periods count only in a row. */
+    run(&s, &calm, (COALESCE_CALM_PERIODS - 1) * COALESCE_PERIOD_MS);
+    run(&s, &gaining, COALESCE_PERIOD_MS);
+    run(&s, &calm, (COALESCE_CALM_PERIODS - 1) * COALESCE_PERIOD_MS);
+    assert_true(s.c.on);
+    assert_int_equal(s.reports, 1);
+    run(&s, &calm, COALESCE_PERIOD_MS);
+    assert_false(s.c.on);
+    assert_int_equal(s.c.phase, COALESCE_OFF);
+    assert_int_equal(s.c.reason, COALESCE_CALM);
+    assert_int_equal(s.reports, 2);
+    /* Contended again: tested at once, no back-off. */
+    assert_true(one_test(&s, &gaining));
+}
+
+static void test_a_kept_window_starts_with_fresh_figures(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    /* Kept, confirmed twice (the interval grows), then dropped by a changed load. */
+    assert_true(one_test(&s, &gaining));
+    run(&s, &gaining, COALESCE_KEEP_MIN_MS);
+    run(&s, &gaining, 2 * COALESCE_TEST_PAIRS * COALESCE_PERIOD_MS);
+    run(&s, &gaining, 2 * COALESCE_KEEP_MIN_MS);
+    run(&s, &gaining, 2 * COALESCE_TEST_PAIRS * COALESCE_PERIOD_MS);
+    assert_int_equal(s.c.keep_ms, 4 * COALESCE_KEEP_MIN_MS);
+    struct load turned = {.with = 120, .without = 200, .contended = true};
+    run(&s, &turned, 4 * COALESCE_KEEP_MIN_MS + (2 * COALESCE_TEST_PAIRS + 1) * COALESCE_PERIOD_MS);
+    assert_false(s.c.on);
+    /* A slower load the window helps: kept again, with the shortest interval, and its own
+     * average (at the old one, 120 bytes per ms, every period of this one would be a fall). */
+    struct load slow = {.with = 60, .without = 50, .contended = true};
+    while (!s.c.on)
+        step(&s, &slow);
+    assert_true(finish_test(&s, &slow));
+    assert_int_equal(s.c.keep_ms, COALESCE_KEEP_MIN_MS);
+    /* Its second period dips: too early to call that a fall, as for any new window. */
+    step(&s, &slow);
+    struct load dip = {.with = 10, .without = 50, .contended = true};
+    step(&s, &dip);
+    assert_int_equal(s.c.phase, COALESCE_ON);
+    assert_int_equal(run(&s, &slow, COALESCE_KEEP_MIN_MS - 2 * COALESCE_PERIOD_MS),
+                     COALESCE_KEEP_MIN_MS / COALESCE_PERIOD_MS - 2);
+}
+
+static void test_the_bars(void **state)
+{
+    (void)state;
+    struct sim s;
+    /* Exactly COALESCE_GAIN keeps the window; just under does not. */
+    sim_init(&s, true);
+    struct load at_bar = {.with = 104, .without = 100, .contended = true};
+    assert_true(one_test(&s, &at_bar));
+    sim_init(&s, true);
+    struct load under = {.with = 103, .without = 100, .contended = true};
+    assert_false(one_test(&s, &under));
+
+    /* A kept average of 100: a period at 65 is no fall; after it (average 91.25), one at 50 is. */
+    struct load hundred = {.with = 100, .without = 80, .contended = true};
+    sim_init(&s, true);
+    assert_true(one_test(&s, &hundred));
+    run(&s, &hundred, 3 * COALESCE_PERIOD_MS);
+    struct load dip = {.with = 65, .without = 80, .contended = true};
+    step(&s, &dip);
+    assert_int_equal(s.c.phase, COALESCE_ON);
+    dip.with = 50;
+    step(&s, &dip);
+    assert_int_equal(s.c.phase, COALESCE_TEST);
+
+    /* Before three kept periods, a dip is not taken for a fall. */
+    sim_init(&s, true);
+    assert_true(one_test(&s, &hundred));
+    run(&s, &hundred, COALESCE_PERIOD_MS);
+    dip.with = 10;
+    step(&s, &dip);
+    assert_int_equal(s.c.phase, COALESCE_ON);
 }
 
 static void test_switching_off_takes_effect_at_once(void **state)
@@ -233,6 +366,9 @@ static void test_switching_off_takes_effect_at_once(void **state)
     struct sim s;
     sim_init(&s, true);
     assert_true(one_test(&s, &gaining));
+    coalesce_enable(&s.c, true); /* a reload with the same setting */
+    assert_true(s.c.on);
+    assert_int_equal(s.c.phase, COALESCE_ON);
     coalesce_enable(&s.c, false);
     assert_false(s.c.on);
     assert_int_equal(run(&s, &gaining, 10000), 0);
@@ -244,6 +380,7 @@ static void test_switching_off_takes_effect_at_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_contention_is_run_delay_per_scheduling),
         cmocka_unit_test(test_off_in_config_never_waits),
         cmocka_unit_test(test_no_test_without_cpu_contention_or_traffic),
         cmocka_unit_test(test_a_window_that_pays_is_kept_and_reported_once),
@@ -252,7 +389,11 @@ int main(void)
         cmocka_unit_test(test_a_kept_window_is_dropped_when_it_stops_paying),
         cmocka_unit_test(test_a_falling_rate_tests_a_kept_window_at_once),
         cmocka_unit_test(test_confirmed_windows_are_tested_less_often),
-        cmocka_unit_test(test_traffic_stopping_mid_test_is_no_verdict),
+        cmocka_unit_test(test_an_idle_gap_during_a_test_is_no_verdict),
+        cmocka_unit_test(test_traffic_stopping_mid_test_drops_a_kept_window),
+        cmocka_unit_test(test_a_kept_window_is_dropped_once_the_cpu_is_free),
+        cmocka_unit_test(test_a_kept_window_starts_with_fresh_figures),
+        cmocka_unit_test(test_the_bars),
         cmocka_unit_test(test_switching_off_takes_effect_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,8 +8,9 @@
  * batch is not delivered. Timers fire in deadline order, never before their deadline, and bound
  * how long one iteration waits. Deferred callbacks run once, after every event and timer of the
  * iteration. Every wait in these tests has a bound (and an alarm backs up the unbounded ones).
- * With the wait before blocking on (coalesce.h), a busy loop that runs dry still blocks (it waits
- * a moment, not a period), delivers what arrives, and hands each period's bytes to the decision.
+ * With the wait before blocking on (coalesce.h), only a busy loop that finds nothing ready waits
+ * the window, and then still blocks (no spinning); each period's bytes reach the decision, and a
+ * loop with the decision switched off reads and hands over nothing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -499,64 +500,131 @@ static void test_defer_from_outside_runs_next_iteration(void **state)
 /* Puts the decision into a kept window, as a test that paid would. */
 static void window_kept(struct loop *l)
 {
-    coalesce_init(&l->co, true);
+    loop_coalesce_enable(l, true);
     l->co.phase = COALESCE_ON;
     l->co.on = true;
     l->co.next_ms = UINT64_MAX; /* no re-test during this test */
 }
 
-static void test_busy_loop_with_the_window_still_blocks(void **state)
+/* Reads whatever waits on the probe's fd, so that nothing is ready any more. */
+static void drain(struct probe *p)
+{
+    char buf[64];
+    while (read(p->io.fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+/* One byte in, one pass that delivers it (the callback drops its interest), then drained. */
+static void one_event(struct loop *l, struct probe *p)
+{
+    assert_int_equal(loop_io_set(l, &p->io, EPOLLIN), 0);
+    send_byte(p->peer);
+    assert_int_equal(loop_run_once(l, WAIT_MS), 1);
+    assert_true(l->busy);
+    drain(p);
+}
+
+static void test_the_window_is_waited_only_by_a_busy_loop_that_ran_dry(void **state)
 {
     struct loop *l = *state;
     struct probe p;
     probe_open(&p);
-    window_kept(l);
-    p.change_interest = true; /* the callback drops its interest: one event per byte */
+    p.change_interest = true;
     p.set_to = 0;
-    assert_int_equal(loop_io_set(l, &p.io, EPOLLIN), 0);
-    send_byte(p.peer);
-    assert_int_equal(loop_run_once(l, WAIT_MS), 1); /* busy now */
-    assert_true(l->busy);
-    /* Nothing comes: the wait is the caller's bound, not the window (no spinning). */
+    /* The window forced on, with no decision running that could take it away mid-test. */
+    coalesce_init(&l->co, false);
+    l->co.on = true;
+
+    /* Busy, nothing ready, a wait allowed: the window, then the caller's bound (no spinning). */
+    one_event(l, &p);
     uint64_t start = loop_clock_ms();
     assert_int_equal(loop_run_once(l, 100), 0);
     assert_true(loop_clock_ms() - start >= 100);
+    assert_int_equal(l->waits, 1);
     assert_false(l->busy);
-    /* And what arrives after the window is delivered. */
+
+    /* Not busy (the last pass had nothing): blocks at once. */
+    assert_int_equal(loop_run_once(l, 10), 0);
+    assert_int_equal(l->waits, 1);
+
+    /* Busy, but something is ready: handled without waiting. */
+    one_event(l, &p);
     assert_int_equal(loop_io_set(l, &p.io, EPOLLIN), 0);
     send_byte(p.peer);
     assert_int_equal(loop_run_once(l, WAIT_MS), 1);
-    assert_int_equal(p.calls, 2);
+    assert_int_equal(l->waits, 1);
+    drain(&p);
+
+    /* Busy, but the caller wants no wait at all. */
+    one_event(l, &p);
+    assert_int_equal(loop_run_once(l, 0), 0);
+    assert_int_equal(l->waits, 1);
+
+    /* The decision says no window: no wait, however busy. */
+    l->co.on = false;
+    one_event(l, &p);
+    assert_int_equal(loop_run_once(l, 10), 0);
+    assert_int_equal(l->waits, 1);
+
+    /* And what arrives after a window is delivered. */
+    l->co.on = true;
+    one_event(l, &p);
+    assert_int_equal(loop_io_set(l, &p.io, EPOLLIN), 0);
+    assert_int_equal(loop_run_once(l, 10), 0);
+    assert_int_equal(l->waits, 2);
+    send_byte(p.peer);
+    assert_int_equal(loop_run_once(l, WAIT_MS), 1);
+    assert_int_equal(p.calls, 7);
     probe_close(l, &p);
 }
 
 static void test_each_period_hands_its_bytes_to_the_decision(void **state)
 {
     struct loop *l = *state;
-    coalesce_init(&l->co, true);
-    /* A test running, in its first period (with the window). */
-    l->co.phase = COALESCE_TEST;
-    l->co.on = true;
-    l->period_ms = l->now = loop_clock_ms();
+    l->now = loop_clock_ms();
+    l->moved = 5000; /* before the decision was switched on: not counted */
+    window_kept(l);  /* a kept window adds up its periods (however long they take) */
     l->moved += 12345;
     /* Shorter than a period: nothing handed over yet. */
     assert_int_equal(loop_run_once(l, 0), 0);
-    assert_int_equal(l->co.periods, 0);
-    /* Past a period: its bytes and length reach the decision, which turns the window off. */
-    for (int i = 0; i < 50 && l->co.periods == 0; i++)
+    assert_int_equal(l->co.kept_periods, 0);
+    /* Past a period: its bytes and length reach the decision. */
+    for (int i = 0; i < 50 && l->co.kept_periods == 0; i++)
         assert_int_equal(loop_run_once(l, COALESCE_PERIOD_MS / 4), 0);
-    assert_int_equal(l->co.periods, 1);
-    assert_int_equal(l->co.with_bytes, 12345);
-    assert_true(l->co.with_ms >= COALESCE_PERIOD_MS);
-    assert_false(l->co.on);
-    /* A loop whose owner never enabled it never hands anything over. */
-    coalesce_init(&l->co, false);
+    assert_int_equal(l->co.kept_periods, 1);
+    assert_int_equal(l->co.kept_bytes, 12345);
+    assert_true(l->co.kept_ms >= COALESCE_PERIOD_MS);
+    /* The next period counts from there: only what moved since. */
+    l->moved += 500;
+    for (int i = 0; i < 50 && l->co.kept_periods == 1; i++)
+        assert_int_equal(loop_run_once(l, COALESCE_PERIOD_MS / 4), 0);
+    assert_int_equal(l->co.kept_periods, 2);
+    assert_int_equal(l->co.kept_bytes, 12845);
+    assert_true(l->co.kept_ms >= 2 * COALESCE_PERIOD_MS);
+    /* Its run delay was read from this thread's schedstat (where the kernel keeps one). */
+    assert_true(l->sched_fd >= 0 || l->sched_fd == -2);
+    assert_true(l->sched_fd == -2 || l->sched_base);
+
+    /* Switched off, the loop hands nothing over and reads nothing. */
+    loop_coalesce_enable(l, false);
+    uint64_t moved_then = l->period_moved, start_then = l->period_start;
+    bool base_then = l->sched_base;
+    uint64_t delay_then = l->sched_delay_ns;
     l->moved += 1000;
     uint64_t start = loop_clock_ms();
     while (loop_clock_ms() - start < 2 * COALESCE_PERIOD_MS)
         assert_int_equal(loop_run_once(l, COALESCE_PERIOD_MS / 2), 0);
-    assert_false(l->co.on);
-    assert_int_equal(l->co.with_bytes, 0);
+    assert_int_equal(l->period_moved, moved_then);
+    assert_int_equal(l->period_start, start_then);
+    assert_int_equal(l->sched_base, base_then);
+    assert_int_equal(l->sched_delay_ns, delay_then);
+
+    /* Switched on again: a new period from now, counting from the bytes moved by now, and a new
+     * run-delay sample first. */
+    loop_coalesce_enable(l, true);
+    assert_int_equal(l->period_moved, l->moved);
+    assert_int_equal(l->period_start, l->now);
+    assert_false(l->sched_base);
 }
 
 int main(void)
@@ -581,8 +649,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_defer_from_outside_runs_next_iteration, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_busy_loop_with_the_window_still_blocks, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_the_window_is_waited_only_by_a_busy_loop_that_ran_dry,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_period_hands_its_bytes_to_the_decision, setup,
                                         teardown),
     };
