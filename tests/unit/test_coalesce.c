@@ -64,6 +64,17 @@ static unsigned run(struct sim *s, const struct load *ld, uint64_t ms)
 static const struct load gaining = {.with = 120, .without = 100, .contended = true};
 static const struct load losing = {.with = 60, .without = 100, .contended = true};
 
+/* Steps until a test starts (the window comes on), within the longest back-off; returns the ms
+ * that took. */
+static uint64_t until_test(struct sim *s, const struct load *ld)
+{
+    uint64_t from = s->now;
+    for (uint64_t t = 0; !s->c.on && t <= COALESCE_BACKOFF_MAX_MS; t += COALESCE_PERIOD_MS)
+        step(s, ld);
+    assert_true(s->c.on);
+    return s->now - from;
+}
+
 /* Runs the periods of a test that has just started; the window's state after it is returned. */
 static bool finish_test(struct sim *s, const struct load *ld)
 {
@@ -154,13 +165,10 @@ static void test_lost_tests_back_off_exponentially_up_to_a_cap(void **state)
     uint64_t want = COALESCE_BACKOFF_MIN_MS;
     assert_false(one_test(&s, &losing));
     for (int i = 0; i < 10; i++) {
-        uint64_t lost_at = s.now;
         /* No window until the back-off has passed, however contended. */
-        while (!s.c.on) {
-            step(&s, &losing);
-            assert_true(s.now - lost_at <= want + COALESCE_PERIOD_MS);
-        }
-        assert_true(s.now - lost_at >= want);
+        uint64_t waited = until_test(&s, &losing);
+        assert_true(waited >= want);
+        assert_true(waited <= want + COALESCE_PERIOD_MS);
         assert_false(finish_test(&s, &losing));
         want = want * 2 > COALESCE_BACKOFF_MAX_MS ? COALESCE_BACKOFF_MAX_MS : want * 2;
     }
@@ -175,12 +183,10 @@ static void test_a_kept_window_is_dropped_when_it_stops_paying(void **state)
     sim_init(&s, true);
     /* Two lost tests first: the back-off has grown to 4 s. */
     assert_false(one_test(&s, &losing));
-    while (!s.c.on)
-        step(&s, &losing);
+    until_test(&s, &losing);
     assert_false(finish_test(&s, &losing));
     assert_int_equal(s.c.backoff_ms, 4 * COALESCE_BACKOFF_MIN_MS);
-    while (!s.c.on)
-        step(&s, &gaining);
+    until_test(&s, &gaining);
     assert_true(finish_test(&s, &gaining));
     /* The load changes into one the window slows down, at the same rate for now. */
     struct load turned = {.with = 120, .without = 200, .contended = true};
@@ -191,10 +197,7 @@ static void test_a_kept_window_is_dropped_when_it_stops_paying(void **state)
     assert_int_equal(s.c.reason, COALESCE_MEASURED);
     assert_true(s.c.gain < 0.61 && s.c.gain > 0.59);
     /* The back-off starts over after a kept window: the next test comes after the minimum. */
-    uint64_t lost_at = s.now;
-    while (!s.c.on)
-        step(&s, &turned);
-    assert_true(s.now - lost_at <= COALESCE_BACKOFF_MIN_MS + COALESCE_PERIOD_MS);
+    assert_true(until_test(&s, &turned) <= COALESCE_BACKOFF_MIN_MS + COALESCE_PERIOD_MS);
 }
 
 static void test_a_falling_rate_tests_a_kept_window_at_once(void **state)
@@ -314,8 +317,7 @@ static void test_a_kept_window_starts_with_fresh_figures(void **state)
     /* A slower load the window helps: kept again, with the shortest interval, and its own
      * average (at the old one, 120 bytes per ms, every period of this one would be a fall). */
     struct load slow = {.with = 60, .without = 50, .contended = true};
-    while (!s.c.on)
-        step(&s, &slow);
+    until_test(&s, &slow);
     assert_true(finish_test(&s, &slow));
     assert_int_equal(s.c.keep_ms, COALESCE_KEEP_MIN_MS);
     /* Its second period dips: too early to call that a fall, as for any new window. */
