@@ -11,6 +11,7 @@
 #ifndef FERRY_RESOLVER_H
 #define FERRY_RESOLVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -25,13 +26,17 @@ struct resolver_result {
     struct config_error err; /* load failed: why (file:line:col: message) */
     char failing[1024];      /* lookup: "route R backend NAME (why), ..." or "" */
     unsigned names;          /* lookup: named backends looked up */
+    bool cut;                /* lookup: cut short for a reload (incomplete: to be discarded) */
 };
 
 /*
  * Re-resolve every named backend of c in place. Failed names keep their address and are listed
  * in failing ("route R backend NAME (why), ..."; "" if none). Returns how many names there were.
+ * If stop (may be NULL) is set meanwhile, the names not started yet are skipped and *stopped
+ * (if not NULL) says so: the round is then incomplete.
  */
-unsigned resolver_lookup(struct config *c, char *failing, size_t len);
+unsigned resolver_lookup(struct config *c, char *failing, size_t len, const atomic_bool *stop,
+                         bool *stopped);
 
 /*
  * After a load has resolved every name afresh: a backend host name that is unchanged from cur and
@@ -48,7 +53,9 @@ int resolver_fd(const struct resolver *r);
  */
 bool resolver_submit(struct resolver *r, struct config *copy);
 /* Load path for a reload, keeping cur's addresses where they still resolve (a reference to cur is
- * taken). Returns 0, -EBUSY if a job is still running, -ENOMEM. */
+ * taken). Returns 0, -EBUSY if a job is still running, -ENOMEM. A lookup round in progress is
+ * then cut short after the name being looked up, so the reload waits for one lookup at most,
+ * not for the whole round (names x resolver timeout while DNS does not answer). */
 int resolver_submit_load(struct resolver *r, const char *path, struct config *cur);
 /* True while a job is submitted, running, or done and not taken. */
 bool resolver_busy(struct resolver *r);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,17 +29,22 @@ struct resolver {
     struct resolver_result done;
     bool busy; /* a job is submitted, running or done and not taken */
     bool quit;
+    bool lookup;     /* the job submitted or running is a lookup round */
+    atomic_bool cut; /* a reload waits: the lookup round stops before its next name */
 };
 
 /* Stays reachable while a thread stuck in a lookup outlives resolver_stop(). */
 static struct resolver *abandoned;
 
-unsigned resolver_lookup(struct config *c, char *failing, size_t len)
+unsigned resolver_lookup(struct config *c, char *failing, size_t len, const atomic_bool *stop,
+                         bool *stopped)
 {
     size_t used = 0;
     unsigned names = 0;
     if (len)
         failing[0] = '\0';
+    if (stopped)
+        *stopped = false;
     for (size_t i = 0; i < c->nroutes; i++) {
         const struct route_conf *r = &c->routes[i];
         for (size_t j = 0; j < r->nbackends; j++) {
@@ -46,6 +52,11 @@ unsigned resolver_lookup(struct config *c, char *failing, size_t len)
             const char *why;
             if (!b->named)
                 continue;
+            if (stop && atomic_load(stop)) {
+                if (stopped)
+                    *stopped = true;
+                return names;
+            }
             names++;
             if (sock_resolve_keep(b->address, &b->addr, &why) == 0 || used >= len)
                 continue;
@@ -83,11 +94,12 @@ void resolver_keep_current(const struct config *cur, struct config *next)
     }
 }
 
-static void run_job(struct config *job, const char *path, struct resolver_result *res)
+static void run_job(struct resolver *r, struct config *job, const char *path,
+                    struct resolver_result *res)
 {
     memset(res, 0, sizeof(*res));
     if (!path) {
-        res->names = resolver_lookup(job, res->failing, sizeof(res->failing));
+        res->names = resolver_lookup(job, res->failing, sizeof(res->failing), &r->cut, &res->cut);
         res->cfg = job;
         return;
     }
@@ -115,10 +127,12 @@ static void *resolver_main(void *arg)
         pthread_mutex_unlock(&r->mu);
 
         struct resolver_result res;
-        run_job(job, path, &res);
+        run_job(r, job, path, &res);
         free(path);
 
         pthread_mutex_lock(&r->mu);
+        r->lookup = false;
+        atomic_store(&r->cut, false);
         r->done = res;
         r->has_done = true;
         uint64_t one = 1;
@@ -134,6 +148,7 @@ struct resolver *resolver_start(void)
     struct resolver *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
+    atomic_init(&r->cut, false);
     r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (r->efd == -1) {
         int e = errno;
@@ -168,7 +183,10 @@ static bool submit(struct resolver *r, struct config *job, char *path)
         r->busy = true;
         r->job = job;
         r->path = path;
+        r->lookup = !path;
         pthread_cond_signal(&r->cv);
+    } else if (path && r->lookup) {
+        atomic_store(&r->cut, true); /* a reload waits: the round ends at its next name */
     }
     pthread_mutex_unlock(&r->mu);
     return ok;

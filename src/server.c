@@ -442,6 +442,12 @@ static void on_resolved(struct loop *l, struct io *io, uint32_t ev)
     }
     if (res.load) {
         loaded(srv, res.cfg, &res.err, srv->load_why);
+    } else if (res.cut) {
+        /* Stopped for the reload waiting below; the next round looks every name up again. */
+        log_debug("host name lookups cut short after %u name%s for a reload", res.names,
+                  res.names == 1 ? "" : "s");
+        config_unref(res.cfg);
+        arm_resolve(srv);
     } else if (srv->resolve_gen != srv->generation) {
         /* A reload switched generations meanwhile: this copy is of a configuration gone by. */
         config_unref(res.cfg);

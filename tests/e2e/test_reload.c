@@ -1089,6 +1089,53 @@ static void test_reload_waiting_on_dns_keeps_taking_signals(void **state)
     ferry_stop(f);
 }
 
+/*
+ * An operator recovering from a DNS outage: five backend names no longer resolve and the only DNS
+ * server never answers (2 s per name), so a lookup round takes 10 s or more. A reload of a file
+ * that uses an address instead does not wait for the whole round: the round stops after the name
+ * in flight, the new generation follows within one lookup's time, and it relays.
+ */
+static void test_reload_cuts_a_lookup_round_short(void **state)
+{
+    (void)state;
+    int dns = silent_dns();
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    const char *etc = etc_with_silent_dns("timeout:2 attempts:1");
+    const char *hosts = tfmt("%s/hosts", etc);
+    set_hosts(hosts, "127.0.0.1 a.fy.test b.fy.test c.fy.test d.fy.test e.fy.test");
+    int lport = free_port(AF_INET);
+    struct ferry_opts opts = {.etc_dir = etc};
+    int p = backend_port(b);
+    const char *head = tfmt("resolve_interval: 100ms\n"
+                            "log: {level: debug}\n"
+                            "reload: {watch: false}\n"
+                            "routes:\n"
+                            "  - name: db\n"
+                            "    listen: 127.0.0.1:%d\n",
+                            lport);
+    struct ferry *f =
+        ferry_start_opts(tfmt("%s    backends: [a.fy.test:%d, b.fy.test:%d, c.fy.test:%d, "
+                              "d.fy.test:%d, e.fy.test:%d]\n",
+                              head, p, p, p, p, p),
+                         &opts);
+    set_hosts(hosts, "# gone");
+    expect_dns_query(f, dns); /* a round is waiting on its first name */
+    write_file(ferry_config_path(f), tfmt("%s    backends: [127.0.0.1:%d]\n", head, p));
+    int64_t t0 = now_ms();
+    ferry_signal(f, SIGHUP);
+    if (!ferry_wait_log(f, "reload generation=2", 6000)) {
+        ferry_dump(f, "reload behind a lookup round");
+        fail_msg("the reload waited for the whole lookup round");
+    }
+    assert_true(now_ms() - t0 < 6000);
+    assert_true(ferry_wait_log(f, "host name lookups cut short after", 1000));
+    int c = connect_ok(lport);
+    send_str(c, "after the outage\n");
+    recv_expect(c, "after the outage\n");
+    close_fd(c);
+    ferry_stop(f);
+}
+
 /* SIGTERM while a reload waits on DNS: ferry drains and exits at once. */
 static void test_sigterm_during_reload_waiting_on_dns(void **state)
 {
@@ -1132,6 +1179,7 @@ int main(void)
         E2E_TEST(test_dns_that_never_answers_does_not_hold_sigterm),
         E2E_TEST(test_reload_waiting_on_dns_keeps_taking_signals),
         E2E_TEST(test_sigterm_during_reload_waiting_on_dns),
+        E2E_TEST(test_reload_cuts_a_lookup_round_short),
     };
     return E2E_MAIN(tests);
 }
