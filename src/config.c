@@ -420,7 +420,7 @@ static int get_buffer_size(struct pctx *p, yaml_node_t *v, const char *key, uint
 
 static int set_buffer_size(struct pctx *p, yaml_node_t *v, const char *key)
 {
-    uint64_t n;
+    uint64_t n = 0; /* set on success; initialised for gcc -O3's flow analysis */
     if (get_buffer_size(p, v, key, &n))
         return -1;
     settings(p)->buffer_size = (size_t)n;
@@ -431,7 +431,7 @@ static int set_buffer_size(struct pctx *p, yaml_node_t *v, const char *key)
  * buffer_max inherited from `defaults` below a route's own buffer_size just means no growth. */
 static int set_buffer_max(struct pctx *p, yaml_node_t *v, const char *key)
 {
-    uint64_t n;
+    uint64_t n = 0; /* set on success; initialised for gcc -O3's flow analysis */
     if (get_buffer_size(p, v, key, &n))
         return -1;
     if (n < settings(p)->buffer_size) {
