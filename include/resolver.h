@@ -31,9 +31,9 @@ struct resolver_result {
 
 /*
  * Re-resolve every named backend of c in place. Failed names keep their address and are listed
- * in failing ("route R backend NAME (why), ..."; "" if none). Returns how many names there were.
- * If stop (may be NULL) is set meanwhile, the names not started yet are skipped and *stopped
- * (if not NULL) says so: the round is then incomplete.
+ * in failing ("route R backend NAME (why), ..."; "" if none). Returns how many names were looked
+ * up: all of them, unless stop (may be NULL) is set meanwhile: then the names not started yet
+ * are skipped and *stopped (if not NULL) says so, the round being incomplete.
  */
 unsigned resolver_lookup(struct config *c, char *failing, size_t len, const atomic_bool *stop,
                          bool *stopped);
@@ -54,8 +54,9 @@ int resolver_fd(const struct resolver *r);
 bool resolver_submit(struct resolver *r, struct config *copy);
 /* Load path for a reload, keeping cur's addresses where they still resolve (a reference to cur is
  * taken). Returns 0, -EBUSY if a job is still running, -ENOMEM. A lookup round in progress is
- * then cut short after the name being looked up, so the reload waits for one lookup at most,
- * not for the whole round (names x resolver timeout while DNS does not answer). */
+ * then cut short after the name being looked up (unless the round before it was cut too), so the
+ * reload waits for one lookup, not for the whole round (names x resolver timeout while DNS does
+ * not answer). */
 int resolver_submit_load(struct resolver *r, const char *path, struct config *cur);
 /* True while a job is submitted, running, or done and not taken. */
 bool resolver_busy(struct resolver *r);

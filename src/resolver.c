@@ -30,7 +30,8 @@ struct resolver {
     bool busy; /* a job is submitted, running or done and not taken */
     bool quit;
     bool lookup;     /* the job submitted or running is a lookup round */
-    atomic_bool cut; /* a reload waits: the lookup round stops before its next name */
+    bool was_cut;    /* the last lookup round was cut short: the next one is not */
+    atomic_bool cut; /* a reload waits (or a stop): the lookup round stops before its next name */
 };
 
 /* Stays reachable while a thread stuck in a lookup outlives resolver_stop(). */
@@ -131,6 +132,8 @@ static void *resolver_main(void *arg)
         free(path);
 
         pthread_mutex_lock(&r->mu);
+        if (r->lookup)
+            r->was_cut = res.cut;
         r->lookup = false;
         atomic_store(&r->cut, false);
         r->done = res;
@@ -185,8 +188,11 @@ static bool submit(struct resolver *r, struct config *job, char *path)
         r->path = path;
         r->lookup = !path;
         pthread_cond_signal(&r->cv);
-    } else if (path && r->lookup) {
-        atomic_store(&r->cut, true); /* a reload waits: the round ends at its next name */
+    } else if (path && r->lookup && !r->was_cut) {
+        /* A reload waits: the round ends at its next name. Never two rounds in a row, so that
+         * reloads coming faster than rounds (rejected ones keep nothing of the round they cut)
+         * cannot keep names from being followed. */
+        atomic_store(&r->cut, true);
     }
     pthread_mutex_unlock(&r->mu);
     return ok;
@@ -239,6 +245,7 @@ void resolver_stop(struct resolver *r)
         return;
     pthread_mutex_lock(&r->mu);
     r->quit = true;
+    atomic_store(&r->cut, true); /* a round in progress skips the names it has not started */
     bool running = r->busy && !r->has_done && !r->job;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);

@@ -41,6 +41,24 @@ static struct config *load(void)
     return c;
 }
 
+/* A route with NAMES backends written as host names (localhost:6000, localhost:6001, ...). */
+#define NAMES 32
+static struct config *load_names(void)
+{
+    char text[2048];
+    int n = snprintf(text, sizeof text,
+                     "routes:\n  - name: many\n    listen: 127.0.0.1:7001\n"
+                     "    backends:\n");
+    for (int i = 0; i < NAMES; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "      - localhost:%d\n", 6000 + i);
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    struct config *c = NULL;
+    struct config_error err;
+    if (config_load_string("t.yaml", text, (size_t)n, &c, &err) != 0)
+        fail_msg("rejected: %s", err.msg);
+    return c;
+}
+
 static struct sockaddr_any addr(const char *text)
 {
     struct sockaddr_any a;
@@ -130,6 +148,49 @@ static void test_thread_runs_one_job_at_a_time(void **state)
     resolver_stop(r);
 }
 
+/* A load submitted while a round runs cuts the round short (it stops before its next name);
+ * never two rounds in a row, and the flag is not left set for the round after. The cut races the
+ * lookups (NAMES of them, from /etc/hosts): the test repeats until it has seen a round cut. */
+static void test_a_reload_cuts_a_round_but_not_two_in_a_row(void **state)
+{
+    (void)state;
+    struct resolver *r = resolver_start();
+    assert_non_null(r);
+    struct resolver_result res;
+    struct config *cur = load();
+    bool cut = false;
+    for (int i = 0; i < 200 && !cut; i++) {
+        assert_true(resolver_submit(r, load_names()));
+        assert_int_equal(resolver_submit_load(r, "x.yaml", cur), -EBUSY);
+        assert_true(readable(resolver_fd(r)));
+        assert_true(resolver_take(r, &res));
+        cut = res.cut;
+        if (cut)
+            assert_true(res.names < NAMES);
+        else
+            assert_int_equal(res.names, NAMES);
+        config_unref(res.cfg);
+    }
+    assert_true(cut);
+    /* The round right after a cut one runs to its end, reload waiting or not. */
+    assert_true(resolver_submit(r, load_names()));
+    assert_int_equal(resolver_submit_load(r, "x.yaml", cur), -EBUSY);
+    assert_true(readable(resolver_fd(r)));
+    assert_true(resolver_take(r, &res));
+    assert_false(res.cut);
+    assert_int_equal(res.names, NAMES);
+    config_unref(res.cfg);
+    /* And a round with no reload waiting is never cut. */
+    assert_true(resolver_submit(r, load_names()));
+    assert_true(readable(resolver_fd(r)));
+    assert_true(resolver_take(r, &res));
+    assert_false(res.cut);
+    assert_int_equal(res.names, NAMES);
+    config_unref(res.cfg);
+    config_unref(cur);
+    resolver_stop(r);
+}
+
 static char *write_temp(const char *text)
 {
     static char path[64];
@@ -206,6 +267,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup_moves_only_names_that_moved),
         cmocka_unit_test(test_lookup_stops_before_its_next_name),
+        cmocka_unit_test(test_a_reload_cuts_a_round_but_not_two_in_a_row),
         cmocka_unit_test(test_thread_runs_one_job_at_a_time),
         cmocka_unit_test(test_load_job_returns_config_or_error),
         cmocka_unit_test(test_stop_idle_and_stop_with_job_queued),
