@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,21 +180,25 @@ static void on_wake(struct loop *l, struct io *io, uint32_t ev)
 static void on_coalesce(struct loop *l)
 {
     struct worker *w = container_of(l, struct worker, loop);
-    if (l->co.on) {
-        log_debug("worker %u: waits up to %dus before blocking: %.2fx the bytes per ms with the "
-                  "wait as without it",
-                  w->id, COALESCE_WINDOW_US, l->co.gain);
-        return;
+    char measured[64];
+    const char *why = measured;
+    switch (l->co.reason) {
+    case COALESCE_MEASURED:
+        snprintf(measured, sizeof(measured), "%.2fx the bytes per ms with the wait as without it",
+                 l->co.gain);
+        break;
+    case COALESCE_IDLE:
+        why = "traffic stopped while the wait was tested";
+        break;
+    case COALESCE_CALM:
+        why = "no longer waits for a CPU";
+        break;
     }
-    const char *why = l->co.reason == COALESCE_CALM   ? "no longer waits for a CPU"
-                      : l->co.reason == COALESCE_IDLE ? "traffic stopped while the wait was tested"
-                                                      : NULL;
-    if (why)
-        log_debug("worker %u: blocks as soon as idle again: %s", w->id, why);
+    if (l->co.on)
+        log_debug("worker %u: waits up to %dus before blocking: %s", w->id, COALESCE_WINDOW_US,
+                  why);
     else
-        log_debug("worker %u: blocks as soon as idle again: %.2fx the bytes per ms with the "
-                  "wait as without it",
-                  w->id, l->co.gain);
+        log_debug("worker %u: blocks as soon as idle again: %s", w->id, why);
 }
 
 int worker_init(struct worker *w, unsigned id, struct shared *shared, int exit_efd)
