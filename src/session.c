@@ -337,8 +337,17 @@ static bool relay(struct session *s, int dir)
         bool progress = false;
         if (r->len && dst_ready) {
             int cnt = ring_data_iov(r, iov);
-            ssize_t n = cnt == 1 ? write(dst->fd, iov[0].iov_base, iov[0].iov_len)
-                                 : writev(dst->fd, iov, cnt);
+            ssize_t n;
+            if (s->eof[dir]) {
+                /* The FIN follows these bytes: MSG_MORE holds back a last short segment so
+                 * the shutdown() (or close()) right after the ring drains sends it with the
+                 * FIN on it, one packet instead of two. */
+                struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+                n = sendmsg(dst->fd, &m, MSG_MORE);
+            } else {
+                n = cnt == 1 ? write(dst->fd, iov[0].iov_base, iov[0].iov_len)
+                             : writev(dst->fd, iov, cnt);
+            }
             if (n == -1) {
                 if (errno != EAGAIN && errno != EINTR) {
                     log_debug("write to %s: %s", is_client(s, dst) ? "client" : "backend",
@@ -554,8 +563,9 @@ static bool relay_splice(struct session *s, int dir)
     for (round = 0; round < RELAY_ROUNDS; round++) {
         bool progress = false;
         if (p->len[dir] && dst_ready) {
+            unsigned more = s->eof[dir] ? SPLICE_F_MORE : 0; /* as in relay() */
             ssize_t n = splice(p->rd[dir], NULL, dst->fd, NULL, p->len[dir],
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
             if (n == -1) {
                 if (errno != EAGAIN && errno != EINTR) {
                     log_debug("splice to %s: %s", is_client(s, dst) ? "client" : "backend",

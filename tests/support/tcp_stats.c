@@ -1,0 +1,28 @@
+/*
+ * TCP_INFO counters for the end-to-end tests (see net.h). A file of its own because the kernel's
+ * struct tcp_info (linux/tcp.h) has fields that glibc's copy in netinet/tcp.h lacks, and the two
+ * headers cannot be included together.
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+int tcp_stats(int fd, uint32_t *segs_in, uint32_t *unacked)
+{
+    struct tcp_info ti;
+    memset(&ti, 0, sizeof(ti));
+    socklen_t len = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1)
+        return -errno;
+    if (len < offsetof(struct tcp_info, tcpi_segs_in) + sizeof(ti.tcpi_segs_in))
+        return -ENOTSUP; /* a kernel older than 4.2 */
+    if (segs_in)
+        *segs_in = ti.tcpi_segs_in;
+    if (unacked)
+        *unacked = ti.tcpi_unacked;
+    return 0;
+}
