@@ -98,6 +98,8 @@ static bool test_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64
     if (!verdict(c)) {
         uint64_t wait = c->backoff_ms;
         c->backoff_ms = wait * 2 > COALESCE_BACKOFF_MAX_MS ? COALESCE_BACKOFF_MAX_MS : wait * 2;
+        c->lost_rate = (double)c->without_bytes / (double)c->without_ms;
+        c->new_load_periods = 0;
         return stop(c, was_kept, now_ms, wait, COALESCE_MEASURED);
     }
     c->phase = COALESCE_ON;
@@ -112,6 +114,19 @@ static bool test_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64
     return !was_kept;
 }
 
+/* While a lost test backs off: whether the periods since have shown a load unlike the one it
+ * lost under (COALESCE_NEW_PERIODS in a row far from its rate, either way; an idle gap
+ * counts as one), whose verdict is not known. */
+static bool new_load(struct coalesce *c, uint64_t ms, uint64_t bytes)
+{
+    if (c->lost_rate <= 0)
+        return false;
+    double rate = ms ? (double)bytes / (double)ms : 0;
+    bool far = rate * COALESCE_NEW_LOAD < c->lost_rate || rate > c->lost_rate * COALESCE_NEW_LOAD;
+    c->new_load_periods = far ? c->new_load_periods + 1 : 0;
+    return c->new_load_periods >= COALESCE_NEW_PERIODS;
+}
+
 bool coalesce_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t bytes,
                      bool contended)
 {
@@ -121,6 +136,10 @@ bool coalesce_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t 
     }
     switch (c->phase) {
     case COALESCE_OFF:
+        if (now_ms < c->next_ms && new_load(c, ms, bytes)) {
+            c->next_ms = now_ms;
+            c->backoff_ms = COALESCE_BACKOFF_MIN_MS;
+        }
         if (contended && bytes > 0 && now_ms >= c->next_ms)
             start_test(c);
         return false;
