@@ -10,7 +10,7 @@
  * moderation, it is tried and kept only while it measurably pays: a trial starts only while the
  * worker waits for a CPU (its run delay per scheduling), and the window stays only while periods
  * with it deliver more bytes per ms than periods without it. A lost test backs off exponentially
- * for as long as the load stays what it was (a very different rate is a new load, tested afresh);
+ * (a very different rate meanwhile is a new load, tested at once, but once per back-off);
  * a kept window is tested again at growing intervals, at once when its rate falls (the load
  * changed), and dropped when the worker no longer waits for a CPU.
  *
@@ -37,9 +37,10 @@
 #define COALESCE_CALM_PERIODS   5     /* kept periods in a row without contention: drop */
 #define COALESCE_BACKOFF_MIN_MS 1000  /* after a lost test, no test for this long, */
 #define COALESCE_BACKOFF_MAX_MS 60000 /* doubling up to this while tests keep losing, */
-#define COALESCE_NEW_LOAD       2.0   /* unless periods move this many times more (or less)
-                                         bytes per ms than the lost test did without the window */
-#define COALESCE_NEW_PERIODS    3     /* that many in a row: a new load, tested afresh */
+#define COALESCE_NEW_LOAD       2.0   /* unless contended periods move this many times more (or
+                                         less) bytes per ms than the lost test did without it: */
+#define COALESCE_NEW_PERIODS    3     /* that many in a row are a new load, tested at once
+                                         (once per back-off: a lost retry waits it out) */
 /* clang-format on */
 
 enum coalesce_phase {
@@ -70,6 +71,7 @@ struct coalesce {
     uint64_t backoff_ms;                 /* wait after the next lost test */
     double lost_rate;                    /* OFF: bytes per ms without the window in the lost test */
     unsigned new_load_periods;           /* OFF: periods in a row far from lost_rate */
+    bool retried;                        /* the last test started early, for a new load */
     enum coalesce_reason reason;
     double gain; /* the last verdict: bytes per ms with the window / without */
 };

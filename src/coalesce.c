@@ -114,14 +114,15 @@ static bool test_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64
     return !was_kept;
 }
 
-/* While a lost test backs off: whether the periods since have shown a load unlike the one it
- * lost under (COALESCE_NEW_PERIODS in a row far from its rate, either way; an idle gap
- * counts as one), whose verdict is not known. */
+/* While a lost test backs off, for a period that was contended and moved bytes (the others say
+ * nothing about the load a test would measure, and leave the count as it is): whether such
+ * periods have shown a load unlike the one the test lost under, COALESCE_NEW_PERIODS in a row far
+ * from its rate either way. */
 static bool new_load(struct coalesce *c, uint64_t ms, uint64_t bytes)
 {
-    if (c->lost_rate <= 0)
+    if (c->lost_rate <= 0 || ms == 0)
         return false;
-    double rate = ms ? (double)bytes / (double)ms : 0;
+    double rate = (double)bytes / (double)ms;
     bool far = rate * COALESCE_NEW_LOAD < c->lost_rate || rate > c->lost_rate * COALESCE_NEW_LOAD;
     c->new_load_periods = far ? c->new_load_periods + 1 : 0;
     return c->new_load_periods >= COALESCE_NEW_PERIODS;
@@ -135,14 +136,18 @@ bool coalesce_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t 
         return false;
     }
     switch (c->phase) {
-    case COALESCE_OFF:
-        if (now_ms < c->next_ms && new_load(c, ms, bytes)) {
-            c->next_ms = now_ms;
-            c->backoff_ms = COALESCE_BACKOFF_MIN_MS;
-        }
-        if (contended && bytes > 0 && now_ms >= c->next_ms)
+    case COALESCE_OFF: {
+        if (!contended || bytes == 0)
+            return false;
+        /* A new load is tested before the back-off ends, once: if that test loses too, the
+         * back-off (doubled) is waited out, so loads that alternate cannot test all the time. */
+        bool early = now_ms < c->next_ms && !c->retried && new_load(c, ms, bytes);
+        if (early || now_ms >= c->next_ms) {
+            c->retried = early;
             start_test(c);
+        }
         return false;
+    }
     case COALESCE_ON:
         return kept_period(c, now_ms, ms, bytes, contended);
     case COALESCE_TEST:

@@ -5,10 +5,10 @@
  * without it. A test starts only while the worker waits for a CPU and traffic flows; it
  * alternates periods with and without the window (with first) for COALESCE_TEST_PAIRS pairs and
  * keeps the window only if it delivers COALESCE_GAIN times the bytes or more. A lost test backs
- * off (1 s, 2 s, ... up to 60 s) unless COALESCE_NEW_PERIODS periods in a row move more than
- * COALESCE_NEW_LOAD times the bytes per ms it lost at, or less than 1/COALESCE_NEW_LOAD of them
- * (an idle gap counting as one): a new load, tested at once; a kept window is tested again after 2
- * s, 4 s, ... up to 30 s, at once when a period falls below COALESCE_DROP of the kept average
+ * off (1 s, 2 s, ... up to 60 s); COALESCE_NEW_PERIODS contended periods in a row that move more
+ * than COALESCE_NEW_LOAD times the bytes per ms it lost at, or less than 1/COALESCE_NEW_LOAD of
+ * them, are a new load, tested at once, but once per back-off; a kept window is tested again after
+ * 2 s, 4 s, ... up to 30 s, at once when a period falls below COALESCE_DROP of the kept average
  * (after 3 kept periods), and dropped after COALESCE_CALM_PERIODS periods in a row without CPU
  * contention. A test that traffic stopped during (a period stretched by an idle gap, or nothing
  * moved without the window) has no verdict. Only keeping or dropping is reported (the log lines),
@@ -189,32 +189,44 @@ static void lose_until_backoff_is_long(struct sim *s)
     }
 }
 
-static void test_a_new_load_ends_the_back_off(void **state)
+static const struct load busier = {.with = 360, .without = 300, .contended = true};
+
+static void test_a_new_load_is_tested_before_the_back_off_ends(void **state)
 {
     (void)state;
     struct sim s;
     /* Three times the traffic (another workload): tested after COALESCE_NEW_PERIODS periods,
-     * and kept, as it pays; the back-off starts again from its minimum. */
+     * not after the back-off of the load that lost, and kept, as it pays. */
     sim_init(&s, true);
     lose_until_backoff_is_long(&s);
-    struct load busier = {.with = 360, .without = 300, .contended = true};
     assert_int_equal(until_test(&s, &busier), COALESCE_NEW_PERIODS * COALESCE_PERIOD_MS);
     assert_true(finish_test(&s, &busier));
-    assert_int_equal(s.c.backoff_ms, COALESCE_BACKOFF_MIN_MS);
+    assert_int_equal(s.c.phase, COALESCE_ON);
+}
 
-    /* A third of it, after an idle gap (one long period, counted as far from the rate). */
+static void test_a_new_load_is_retried_once_per_back_off(void **state)
+{
+    (void)state;
+    struct sim s;
     sim_init(&s, true);
     lose_until_backoff_is_long(&s);
+    /* A pause (no contention, no bytes) says nothing of the load: it does not count. */
     s.now += 5000;
     assert_false(coalesce_period(&s.c, s.now, 5000, 0, false));
     assert_false(s.c.on);
     struct load lighter = {.with = 20, .without = 30, .contended = true};
-    assert_int_equal(until_test(&s, &lighter), (COALESCE_NEW_PERIODS - 1) * COALESCE_PERIOD_MS);
+    assert_int_equal(until_test(&s, &lighter), COALESCE_NEW_PERIODS * COALESCE_PERIOD_MS);
     assert_false(finish_test(&s, &lighter));
-    /* It lost too: backs off from the minimum, measured against the new rate now. */
-    uint64_t waited = until_test(&s, &lighter);
-    assert_true(waited >= COALESCE_BACKOFF_MIN_MS);
-    assert_true(waited <= COALESCE_BACKOFF_MIN_MS + COALESCE_PERIOD_MS);
+    /* That retry lost too: now the back-off is waited out, whatever the load does meanwhile. */
+    uint64_t due = s.c.next_ms;
+    assert_true(due - s.now >= COALESCE_BACKOFF_MAX_MS / 2);
+    until_test(&s, &busier);
+    assert_true(s.now >= due);
+    assert_true(s.now <= due + COALESCE_PERIOD_MS);
+    /* That test began when its back-off ended; it loses at 100 bytes per ms, and a new load may
+     * cut the next back-off short again. */
+    assert_false(finish_test(&s, &losing));
+    assert_int_equal(until_test(&s, &busier), COALESCE_NEW_PERIODS * COALESCE_PERIOD_MS);
 }
 
 static void test_the_same_load_keeps_its_back_off(void **state)
@@ -223,20 +235,22 @@ static void test_the_same_load_keeps_its_back_off(void **state)
     struct sim s;
     sim_init(&s, true);
     lose_until_backoff_is_long(&s);
-    /* The lost test moved 100 bytes per ms without the window. Swings within the factor, and
-     * far periods never COALESCE_NEW_PERIODS in a row, are the same load: no test before the
-     * back-off (over half a minute now) has passed. */
+    /* The lost test moved 100 bytes per ms without the window. Swings within the factor, dips
+     * without CPU contention, and far periods never COALESCE_NEW_PERIODS in a row are the same
+     * load: no test before the back-off (over half a minute now) has passed. */
     uint64_t due = s.c.next_ms;
     assert_true(due - s.now >= COALESCE_BACKOFF_MAX_MS / 2);
     struct load swings[] = {
         {.with = 400, .without = 400, .contended = true}, /* far */
+        {.with = 30, .without = 30, .contended = false},  /* uncontended: not counted */
         {.with = 10, .without = 10, .contended = true},   /* far */
         {.with = 50, .without = 50, .contended = true},   /* just not */
         {.with = 100, .without = 100, .contended = true},
         {.with = 200, .without = 200, .contended = true}, /* just not */
     };
+    unsigned n = sizeof(swings) / sizeof(swings[0]);
     for (unsigned i = 0; !s.c.on && i < 2 * COALESCE_BACKOFF_MAX_MS / COALESCE_PERIOD_MS; i++)
-        step(&s, &swings[i % 5]);
+        step(&s, &swings[i % n]);
     assert_true(s.c.on);
     assert_true(s.now >= due);
     assert_true(s.now <= due + COALESCE_PERIOD_MS);
@@ -454,7 +468,8 @@ int main(void)
         cmocka_unit_test(test_a_window_that_pays_is_kept_and_reported_once),
         cmocka_unit_test(test_a_gain_below_the_bar_is_not_kept),
         cmocka_unit_test(test_lost_tests_back_off_exponentially_up_to_a_cap),
-        cmocka_unit_test(test_a_new_load_ends_the_back_off),
+        cmocka_unit_test(test_a_new_load_is_tested_before_the_back_off_ends),
+        cmocka_unit_test(test_a_new_load_is_retried_once_per_back_off),
         cmocka_unit_test(test_the_same_load_keeps_its_back_off),
         cmocka_unit_test(test_a_kept_window_is_dropped_when_it_stops_paying),
         cmocka_unit_test(test_a_falling_rate_tests_a_kept_window_at_once),
