@@ -182,12 +182,26 @@ static void test_half_close_backend_first(void **state)
 }
 
 #ifndef FERRY_E2E_SPLICE
-/* Polls fd's TCP_INFO until everything it sent is acknowledged; returns its received segments. */
-static uint32_t segs_in_when_acked(int fd)
+/* The segments without data fd has received (ACKs, FINs), or skips the test on a kernel too old
+ * to count them. */
+static uint32_t dataless_segs_in(int fd, uint32_t *unacked)
 {
-    uint32_t segs = 0, unacked = 1;
+    struct tcp_counts t;
+    int rc = tcp_stats(fd, &t);
+    if (rc == -ENOTSUP)
+        skip();
+    assert_ok(rc, "TCP_INFO");
+    if (unacked)
+        *unacked = t.unacked;
+    return t.segs_in - t.data_segs_in;
+}
+
+/* Polls until everything fd sent is acknowledged (nothing signals that); returns
+ * dataless_segs_in(). */
+static uint32_t dataless_segs_in_when_acked(int fd)
+{
     for (int64_t end = now_ms() + NET_TIMEOUT_MS; now_ms() < end; sleep_ms(1)) {
-        assert_ok(tcp_stats(fd, &segs, &unacked), "TCP_INFO");
+        uint32_t unacked = 1, segs = dataless_segs_in(fd, &unacked);
         if (unacked == 0)
             return segs;
     }
@@ -199,7 +213,8 @@ static uint32_t segs_in_when_acked(int fd)
  * The backend's last bytes and its FIN reach ferry in one segment. ferry then knows the stream
  * ends behind those bytes before it writes them, so toward the client they leave in one segment
  * too (the FIN on the data) rather than a data segment and then a FIN segment: per closing
- * connection a packet fewer for both kernels to handle. Counted on the client's socket. (A splice
+ * connection a packet fewer for both kernels to handle. Counted on the client's socket as segments
+ * without data: a FIN of its own is one, a FIN on data is not (nor its retransmission). (A splice
  * route learns of the end only from a splice that returns 0, after the bytes went out: there the
  * FIN rides on data only when it arrives while the pipe still holds some.)
  */
@@ -213,16 +228,14 @@ static void test_last_bytes_and_fin_leave_in_one_segment(void **state)
     send_str(p.client, "ping");
     recv_expect(p.backend, "ping");
     /* Every segment toward the client until now (handshake, the ACK of "ping") is counted. */
-    uint32_t before = segs_in_when_acked(p.client);
+    uint32_t before = dataless_segs_in_when_acked(p.client);
 
     /* MSG_MORE holds the bytes back, the shutdown sends them with the FIN: one segment. */
-    assert_int_equal(send(p.backend, "pong", 4, MSG_MORE), 4);
+    assert_int_equal(send(p.backend, "pong", 4, MSG_MORE | MSG_DONTWAIT), 4);
     shut_wr(p.backend);
     recv_expect(p.client, "pong");
     assert_int_equal(recv_some(p.client, buf, sizeof buf, NET_TIMEOUT_MS), 0);
-    uint32_t after = 0;
-    assert_ok(tcp_stats(p.client, &after, NULL), "TCP_INFO");
-    assert_int_equal(after - before, 1);
+    assert_int_equal(dataless_segs_in(p.client, NULL) - before, 0);
 
     close_fd(p.client);
     assert_int_equal(wait_closed(p.backend, NET_TIMEOUT_MS, NULL), 0);

@@ -99,11 +99,13 @@ int local_port(int fd);
 /* "127.0.0.1:PORT" or "[::1]:PORT" into buf. */
 void addr_str(int family, int port, char *buf, size_t size);
 
-/*
- * From TCP_INFO: the segments fd has received so far (any kind: data, ACK, FIN) and how many it
- * sent that are not yet acknowledged. Either pointer may be NULL. Returns 0 or -errno.
- */
-int tcp_stats(int fd, uint32_t *segs_in, uint32_t *unacked);
+/* From TCP_INFO: segments fd has received so far (any kind: data, ACK, FIN), those of them that
+ * carried data, and how many it sent that are not yet acknowledged. */
+struct tcp_counts {
+    uint32_t segs_in, data_segs_in, unacked;
+};
+/* Returns 0, -ENOTSUP on a kernel without these counters (before 4.6), or -errno. */
+int tcp_stats(int fd, struct tcp_counts *out);
 
 /* Raises this process's RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit. */
 long raise_nofile_limit(void);

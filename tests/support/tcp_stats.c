@@ -11,18 +11,17 @@
 #include <string.h>
 #include <sys/socket.h>
 
-int tcp_stats(int fd, uint32_t *segs_in, uint32_t *unacked)
+int tcp_stats(int fd, struct tcp_counts *out)
 {
     struct tcp_info ti;
     memset(&ti, 0, sizeof(ti));
     socklen_t len = sizeof(ti);
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1)
         return -errno;
-    if (len < offsetof(struct tcp_info, tcpi_segs_in) + sizeof(ti.tcpi_segs_in))
-        return -ENOTSUP; /* a kernel older than 4.2 */
-    if (segs_in)
-        *segs_in = ti.tcpi_segs_in;
-    if (unacked)
-        *unacked = ti.tcpi_unacked;
+    if (len < offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof(ti.tcpi_data_segs_in))
+        return -ENOTSUP; /* a kernel older than 4.6 */
+    out->segs_in = ti.tcpi_segs_in;
+    out->data_segs_in = ti.tcpi_data_segs_in;
+    out->unacked = ti.tcpi_unacked;
     return 0;
 }
