@@ -395,7 +395,6 @@ static int set_connect_attempts(struct pctx *p, yaml_node_t *v, const char *key)
     return 0;
 }
 
-/* A buffer size: a size from 64 bytes to 64MiB. */
 /* A size: bytes, or with KiB / MiB. *text is what was written, for messages. */
 static int get_size(struct pctx *p, yaml_node_t *v, const char *key, uint64_t *n, const char **text)
 {
