@@ -12,7 +12,11 @@
  * with it deliver more bytes per ms than periods without it. A lost test backs off exponentially
  * (a very different rate meanwhile is a new load, tested at once, but once per back-off);
  * a kept window is tested again at growing intervals, at once when its rate falls (the load
- * changed), and dropped when the worker no longer waits for a CPU.
+ * changed), and dropped when the worker no longer waits for a CPU. The window itself lowers that
+ * wait (the worker asks for a CPU less often), and under a steady load it dips below the bar
+ * for a second or two at a time: contention that returns that soon, at the rate the window was
+ * kept at, brings it back with its verdict and schedule, without a test (whose periods without the
+ * window would cost what it gains), and makes the next drop need a longer calm.
  *
  * This is the decision alone, with no clock or I/O of its own, so tests can drive it.
  */
@@ -34,7 +38,10 @@
 #define COALESCE_KEEP_MAX_MS    30000 /* doubling up to this while tests confirm it */
 #define COALESCE_DROP           0.6   /* a kept period below this part of the kept average
                                          (after 3 kept periods): test at once */
-#define COALESCE_CALM_PERIODS   5     /* kept periods in a row without contention: drop */
+#define COALESCE_CALM_PERIODS   5     /* kept periods in a row without contention: drop, */
+#define COALESCE_CALM_MAX_PERIODS 40  /* twice as many after each resume, up to this */
+#define COALESCE_RESUME_MS      3000  /* contention this soon after a drop for calm, at a rate
+                                         within COALESCE_NEW_LOAD of the kept one, resumes */
 #define COALESCE_BACKOFF_MIN_MS 1000  /* after a lost test, no test for this long, */
 #define COALESCE_BACKOFF_MAX_MS 60000 /* doubling up to this while tests keep losing, */
 #define COALESCE_NEW_LOAD       2.0   /* unless contended periods move this many times more (or
@@ -54,6 +61,7 @@ enum coalesce_reason {
     COALESCE_MEASURED, /* a test's verdict: see gain */
     COALESCE_IDLE,     /* traffic stopped during a test: nothing to compare */
     COALESCE_CALM,     /* the worker no longer waits for a CPU */
+    COALESCE_RESUMED,  /* it waits for a CPU again soon after a drop for calm */
 };
 
 struct coalesce {
@@ -66,6 +74,9 @@ struct coalesce {
     uint64_t without_bytes, without_ms;  /* its periods without */
     uint64_t kept_bytes, kept_ms;        /* ON: periods since the window was last kept, */
     unsigned kept_periods, calm_periods; /* how many, and how many in a row uncontended */
+    unsigned calm_needed;                /* uncontended kept periods in a row that drop it */
+    uint64_t resume_until;               /* OFF after a drop for calm: resume, not test, before */
+    uint64_t resume_next;                /* ... and then test at the kept window's time */
     uint64_t next_ms;                    /* OFF: no test before this; ON: the next test */
     uint64_t keep_ms;                    /* ON: how long the window stays before the next test */
     uint64_t backoff_ms;                 /* wait after the next lost test */
@@ -89,8 +100,9 @@ bool coalesce_contended(uint64_t delay_ns, uint64_t slices);
 /*
  * End of a period of ms milliseconds (ending at now_ms) that delivered bytes, with the window on
  * for all of it if c->on was set. contended: the worker waited for a CPU during it. Decides the
- * next period (c->on); returns true when the window is kept by a test that began without it, or a
- * kept window is dropped: the changes worth a log line (c->reason, c->gain say why).
+ * next period (c->on); returns true when the window is kept by a test that began without it, a
+ * kept window is dropped, or one dropped for calm resumes: the changes worth a log line (c->reason,
+ * c->gain say why).
  */
 bool coalesce_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t bytes,
                      bool contended);

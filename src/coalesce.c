@@ -7,8 +7,10 @@
 
 void coalesce_init(struct coalesce *c, bool enabled)
 {
-    *c = (struct coalesce){
-        .enabled = enabled, .keep_ms = COALESCE_KEEP_MIN_MS, .backoff_ms = COALESCE_BACKOFF_MIN_MS};
+    *c = (struct coalesce){.enabled = enabled,
+                           .keep_ms = COALESCE_KEEP_MIN_MS,
+                           .backoff_ms = COALESCE_BACKOFF_MIN_MS,
+                           .calm_needed = COALESCE_CALM_PERIODS};
 }
 
 void coalesce_enable(struct coalesce *c, bool enabled)
@@ -40,6 +42,7 @@ static bool stop(struct coalesce *c, bool was_kept, uint64_t now_ms, uint64_t wa
     c->on = false;
     c->next_ms = now_ms + wait_ms;
     c->reason = why;
+    c->resume_until = 0;
     return was_kept;
 }
 
@@ -68,8 +71,13 @@ static bool kept_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64
                         bool contended)
 {
     c->calm_periods = contended ? 0 : c->calm_periods + 1;
-    if (c->calm_periods >= COALESCE_CALM_PERIODS)
-        return stop(c, true, now_ms, 0, COALESCE_CALM);
+    if (c->calm_periods >= c->calm_needed) {
+        uint64_t next = c->next_ms;
+        stop(c, true, now_ms, 0, COALESCE_CALM);
+        c->resume_until = now_ms + COALESCE_RESUME_MS;
+        c->resume_next = next;
+        return true;
+    }
     if (fell(c, ms, bytes) || now_ms >= c->next_ms)
         start_test(c);
     return false;
@@ -110,6 +118,8 @@ static bool test_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64
     c->next_ms = now_ms + c->keep_ms;
     c->kept_bytes = c->kept_ms = 0;
     c->kept_periods = c->calm_periods = 0;
+    if (!was_kept)
+        c->calm_needed = COALESCE_CALM_PERIODS;
     c->backoff_ms = COALESCE_BACKOFF_MIN_MS;
     return !was_kept;
 }
@@ -128,6 +138,36 @@ static bool new_load(struct coalesce *c, uint64_t ms, uint64_t bytes)
     return c->new_load_periods >= COALESCE_NEW_PERIODS;
 }
 
+/* Whether a period moved bytes at a rate near the kept window's average (within
+ * COALESCE_NEW_LOAD either way): the load it was kept for, not a new one. */
+static bool like_kept(const struct coalesce *c, uint64_t ms, uint64_t bytes)
+{
+    if (!c->kept_ms || !c->kept_bytes || !ms)
+        return false;
+    double rate = (double)bytes / (double)ms, kept = (double)c->kept_bytes / (double)c->kept_ms;
+    return rate * COALESCE_NEW_LOAD >= kept && rate <= kept * COALESCE_NEW_LOAD;
+}
+
+/* Contention soon after a drop for calm, under the load the window was kept for: the window was
+ * what kept the worker off the queue for a CPU. It comes back as it was (verdict, kept average,
+ * time of its next test), and the next drop for calm needs twice the calm. Returns true (a change
+ * worth a log line). */
+static bool resume(struct coalesce *c, uint64_t now_ms)
+{
+    c->phase = COALESCE_ON;
+    c->resume_until = 0;
+    c->calm_periods = 0;
+    c->calm_needed = c->calm_needed * 2 > COALESCE_CALM_MAX_PERIODS ? COALESCE_CALM_MAX_PERIODS
+                                                                    : c->calm_needed * 2;
+    c->next_ms = c->resume_next;
+    c->reason = COALESCE_RESUMED;
+    if (now_ms >= c->next_ms)
+        start_test(c); /* its test was due: run it now, as from a kept window */
+    else
+        c->on = true;
+    return true;
+}
+
 bool coalesce_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t bytes,
                      bool contended)
 {
@@ -139,6 +179,8 @@ bool coalesce_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64_t 
     case COALESCE_OFF: {
         if (!contended || bytes == 0)
             return false;
+        if (now_ms < c->resume_until && like_kept(c, ms, bytes))
+            return resume(c, now_ms);
         /* A new load is tested before the back-off ends, once: if that test loses too, the
          * back-off (doubled) is waited out, so loads that alternate cannot test all the time. */
         bool early = now_ms < c->next_ms && !c->retried && new_load(c, ms, bytes);

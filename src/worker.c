@@ -193,6 +193,9 @@ static void on_coalesce(struct loop *l)
     case COALESCE_CALM:
         why = "no longer waits for a CPU";
         break;
+    case COALESCE_RESUMED:
+        why = "waits for a CPU again";
+        break;
     }
     if (l->co.on)
         log_debug("worker %u: waits up to %dus before blocking: %s", w->id, COALESCE_WINDOW_US,

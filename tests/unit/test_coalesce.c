@@ -10,10 +10,13 @@
  * them, are a new load, tested at once, but once per back-off; a kept window is tested again after
  * 2 s, 4 s, ... up to 30 s, at once when a period falls below COALESCE_DROP of the kept average
  * (after 3 kept periods), and dropped after COALESCE_CALM_PERIODS periods in a row without CPU
- * contention. A test that traffic stopped during (a period stretched by an idle gap, or nothing
- * moved without the window) has no verdict. Only keeping or dropping is reported (the log lines),
- * not every test. Switched off, it is off at once; switched on again with the same setting, nothing
- * changes.
+ * contention. Contention again within COALESCE_RESUME_MS of such a drop, at a rate within
+ * COALESCE_NEW_LOAD of the kept average, resumes the window without a test (its next test as
+ * scheduled) and doubles the calm the next drop needs (up to COALESCE_CALM_MAX_PERIODS; a window
+ * kept afresh starts again at COALESCE_CALM_PERIODS). A test that traffic stopped during (a
+ * period stretched by an idle gap, or nothing moved without the window) has no verdict. Only
+ * keeping, dropping and resuming are reported (the log lines), not every test. Switched off, it
+ * is off at once; switched on again with the same setting, nothing changes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -375,8 +378,134 @@ static void test_a_kept_window_is_dropped_once_the_cpu_is_free(void **state)
     assert_int_equal(s.c.phase, COALESCE_OFF);
     assert_int_equal(s.c.reason, COALESCE_CALM);
     assert_int_equal(s.reports, 2);
-    /* Contended again: tested at once, no back-off. */
+    /* Still calm after COALESCE_RESUME_MS: contended again later is tested at once, no
+     * back-off. */
+    run(&s, &calm, COALESCE_RESUME_MS);
+    assert_false(s.c.on);
     assert_true(one_test(&s, &gaining));
+}
+
+/* Keeps the window with a test, then drops it for calm; returns the time it was kept at. */
+static uint64_t keep_then_calm(struct sim *s, unsigned calm_periods)
+{
+    assert_true(one_test(s, &gaining));
+    uint64_t kept_at = s->now;
+    struct load calm = gaining;
+    calm.contended = false;
+    run(s, &calm, calm_periods * COALESCE_PERIOD_MS);
+    assert_false(s->c.on);
+    assert_int_equal(s->c.reason, COALESCE_CALM);
+    return kept_at;
+}
+
+static void test_contention_soon_after_a_drop_for_calm_resumes_without_a_test(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    uint64_t kept_at = keep_then_calm(&s, COALESCE_CALM_PERIODS);
+    assert_int_equal(s.reports, 2);
+    /* The window had kept the worker off the CPU queue: contended again within
+     * COALESCE_RESUME_MS, it comes back at once, reported, and stays on with no test (a test
+     * would have periods without it) until its own next test, as scheduled when it was kept. */
+    struct load calm = gaining;
+    calm.contended = false;
+    run(&s, &calm, 2 * COALESCE_PERIOD_MS);
+    step(&s, &gaining);
+    assert_true(s.c.on);
+    assert_int_equal(s.c.phase, COALESCE_ON);
+    assert_int_equal(s.c.reason, COALESCE_RESUMED);
+    assert_int_equal(s.reports, 3);
+    uint64_t left = kept_at + COALESCE_KEEP_MIN_MS - s.now;
+    assert_int_equal(run(&s, &gaining, left), left / COALESCE_PERIOD_MS);
+    assert_int_equal(s.c.phase, COALESCE_TEST);
+    /* Confirmed by that test: as for any kept window, the next interval doubles. */
+    run(&s, &gaining, 2 * COALESCE_TEST_PAIRS * COALESCE_PERIOD_MS);
+    assert_int_equal(s.c.phase, COALESCE_ON);
+    assert_int_equal(s.c.keep_ms, 2 * COALESCE_KEEP_MIN_MS);
+    assert_int_equal(s.reports, 3);
+}
+
+static void test_a_new_load_after_a_drop_for_calm_is_tested(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    keep_then_calm(&s, COALESCE_CALM_PERIODS);
+    /* Contended again at once, but at more than COALESCE_NEW_LOAD times the kept rate, or less
+     * than 1/COALESCE_NEW_LOAD of it: not the load the window was kept for. */
+    struct load faster = {.with = 300, .without = 250, .contended = true};
+    assert_true(one_test(&s, &faster));
+    assert_int_equal(s.c.reason, COALESCE_MEASURED);
+    struct load calm = faster;
+    calm.contended = false;
+    run(&s, &calm, COALESCE_CALM_PERIODS * COALESCE_PERIOD_MS);
+    assert_false(s.c.on);
+    struct load slower = {.with = 60, .without = 100, .contended = true};
+    assert_false(one_test(&s, &slower));
+}
+
+static void test_a_resume_past_the_kept_windows_test_time_tests_it(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    assert_true(one_test(&s, &gaining));
+    uint64_t kept_at = s.now;
+    /* Contended until the calm periods end just before the window's test time... */
+    run(&s, &gaining, COALESCE_KEEP_MIN_MS - (COALESCE_CALM_PERIODS + 1) * COALESCE_PERIOD_MS);
+    struct load calm = gaining;
+    calm.contended = false;
+    run(&s, &calm, COALESCE_CALM_PERIODS * COALESCE_PERIOD_MS);
+    assert_false(s.c.on);
+    assert_true(s.now < kept_at + COALESCE_KEEP_MIN_MS);
+    /* ... and contended again after it: the resumed window is tested at once, as a kept one. */
+    run(&s, &calm, 2 * COALESCE_PERIOD_MS);
+    assert_true(s.now >= kept_at + COALESCE_KEEP_MIN_MS);
+    step(&s, &gaining);
+    assert_int_equal(s.c.reason, COALESCE_RESUMED);
+    assert_int_equal(s.reports, 3);
+    assert_true(finish_test(&s, &gaining));
+    assert_int_equal(s.c.keep_ms, 2 * COALESCE_KEEP_MIN_MS);
+    assert_int_equal(s.reports, 3); /* a confirmation is not reported */
+}
+
+/* Runs calm periods until the kept window is dropped; returns how many ran in a row as kept
+ * before the drop (a test of the kept window, which the growing intervals bring at any time,
+ * starts the count again: its verdict resets the calm). */
+static unsigned calm_until_drop(struct sim *s, const struct load *calm)
+{
+    unsigned in_row = 0;
+    for (int i = 0; i < 1000 && s->c.phase != COALESCE_OFF; i++) {
+        bool kept = s->c.phase == COALESCE_ON;
+        step(s, calm);
+        in_row = kept ? in_row + 1 : 0;
+    }
+    assert_int_equal(s->c.phase, COALESCE_OFF);
+    assert_int_equal(s->c.reason, COALESCE_CALM);
+    return in_row;
+}
+
+static void test_each_resume_needs_a_longer_calm_for_the_next_drop(void **state)
+{
+    (void)state;
+    struct sim s;
+    sim_init(&s, true);
+    keep_then_calm(&s, COALESCE_CALM_PERIODS);
+    struct load calm = gaining;
+    calm.contended = false;
+    unsigned needed = COALESCE_CALM_PERIODS;
+    for (int i = 0; i < 6; i++) {
+        step(&s, &gaining); /* resumes */
+        assert_true(s.c.on);
+        assert_int_equal(s.c.reason, COALESCE_RESUMED);
+        needed = needed * 2 > COALESCE_CALM_MAX_PERIODS ? COALESCE_CALM_MAX_PERIODS : needed * 2;
+        assert_int_equal(calm_until_drop(&s, &calm), needed);
+    }
+    assert_int_equal(needed, COALESCE_CALM_MAX_PERIODS);
+    /* A window kept afresh (by a test that began without it) needs the shortest calm again. */
+    run(&s, &calm, COALESCE_RESUME_MS);
+    keep_then_calm(&s, COALESCE_CALM_PERIODS);
 }
 
 static void test_a_kept_window_starts_with_fresh_figures(void **state)
@@ -477,6 +606,10 @@ int main(void)
         cmocka_unit_test(test_an_idle_gap_during_a_test_is_no_verdict),
         cmocka_unit_test(test_traffic_stopping_mid_test_drops_a_kept_window),
         cmocka_unit_test(test_a_kept_window_is_dropped_once_the_cpu_is_free),
+        cmocka_unit_test(test_contention_soon_after_a_drop_for_calm_resumes_without_a_test),
+        cmocka_unit_test(test_a_new_load_after_a_drop_for_calm_is_tested),
+        cmocka_unit_test(test_a_resume_past_the_kept_windows_test_time_tests_it),
+        cmocka_unit_test(test_each_resume_needs_a_longer_calm_for_the_next_drop),
         cmocka_unit_test(test_a_kept_window_starts_with_fresh_figures),
         cmocka_unit_test(test_the_bars),
         cmocka_unit_test(test_switching_off_takes_effect_at_once),
