@@ -41,8 +41,15 @@ int sock_listen(const struct sockaddr_any *a, int backlog, bool reuseport);
 /* accept4 non-blocking + close-on-exec; peer address into *peer if not NULL. Returns fd or -errno.
  */
 int sock_accept(int lfd, struct sockaddr_any *peer);
-/* Start a non-blocking connect; returns the fd (connect in progress or done) or -errno. */
+/*
+ * Start a non-blocking connect; returns the fd (connect in progress or done) or -errno. The
+ * handshake's last ACK is held back (TCP_QUICKACK off before connect) so that it can ride on the
+ * first bytes written: once the connection completes, write or call sock_push_ack() at once, as
+ * otherwise the kernel sends it only after 200 ms and the server sees no connection until then.
+ */
 int sock_connect(const struct sockaddr_any *a);
+/* Send an ACK the kernel holds back (sock_connect) now. */
+void sock_push_ack(int fd);
 /* Pending error of a socket (SO_ERROR): 0 or a positive errno. */
 int sock_error(int fd);
 int sock_set_nodelay(int fd);

@@ -718,6 +718,11 @@ static void connected(struct session *s)
     if (balancer_report(&s->route->bal, (size_t)s->backend_idx, true, w->loop.now))
         log_info("backend %s of route %s is up", b->conf->address, s->route->conf->name);
     b->active++;
+    /* The handshake's last ACK waits to ride on the client's first bytes (sock_connect), one
+     * packet fewer per connection. With none here yet to write, it goes now: the backend sees the
+     * connection only when it arrives, and one that speaks first must not wait. */
+    if (pending(s, DIR_UP) == 0)
+        sock_push_ack(s->backend.fd);
     /* A client that ended its stream while we connected ended first. */
     s->cause = s->eof[DIR_UP] ? CAUSE_CLIENT_FIN : CAUSE_NONE;
     set_state(s, SESSION_RELAYING);

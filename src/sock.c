@@ -248,12 +248,22 @@ int sock_connect(const struct sockaddr_any *a)
     if (fd == -1)
         return -errno;
     sock_set_nodelay(fd);
+    /* In this mode the kernel answers the SYN-ACK with a delayed ACK instead of one at once. */
+    int zero = 0;
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
     if (connect(fd, &a->u.sa, a->len) == -1 && errno != EINPROGRESS) {
         int err = errno;
         close(fd);
         return -err;
     }
     return fd;
+}
+
+void sock_push_ack(int fd)
+{
+    /* Quick-ack mode on again: an ACK that is due goes out from within this call. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 }
 
 int sock_error(int fd)

@@ -538,6 +538,54 @@ void ferry_stop(struct ferry *f)
     }
 }
 
+/* Whether every thread of pid is stopped ('T' in /proc/PID/task/TID/stat). */
+static bool all_threads_stopped(pid_t pid)
+{
+    char dir[64], path[128], buf[512];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return false;
+    }
+    bool stopped = true;
+    struct dirent *e;
+    while (stopped && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%.20s/stat", dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd == -1 ? -1 : read(fd, buf, sizeof buf - 1);
+        if (fd != -1) {
+            close(fd);
+        }
+        if (n <= 0) {
+            continue; /* a thread that exited meanwhile */
+        }
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        stopped = p != NULL && p[1] == ' ' && p[2] == 'T';
+    }
+    closedir(d);
+    return stopped;
+}
+
+void ferry_pause(struct ferry *f)
+{
+    pid_t pid = ferry_pid(f);
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    for (int64_t end = now_ms() + 5000; !all_threads_stopped(pid); sleep_ms(1)) {
+        if (now_ms() >= end) {
+            fail_msg("ferry (pid %d) did not stop within 5 s of SIGSTOP", (int)pid);
+        }
+    }
+}
+
+void ferry_resume(struct ferry *f)
+{
+    assert_int_equal(kill(ferry_pid(f), SIGCONT), 0);
+}
+
 long proc_rss_kib(pid_t pid)
 {
     char path[64], line[256];

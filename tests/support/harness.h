@@ -80,6 +80,10 @@ bool ferry_alive(struct ferry *f);
 int ferry_wait_exit(struct ferry *f, int timeout_ms);
 /* SIGTERM, then asserts exit code 0 within 5 s. */
 void ferry_stop(struct ferry *f);
+/* SIGSTOP, and waits (bounded) until every thread of ferry is stopped: what arrives meanwhile
+ * queues in the kernel, and ferry finds all of it ready at once after ferry_resume(). */
+void ferry_pause(struct ferry *f);
+void ferry_resume(struct ferry *f);
 
 /* ---- /proc readings of a process ---- */
 /* Resident set size in KiB (VmRSS), -1 if unreadable. */
