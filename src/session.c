@@ -720,8 +720,10 @@ static void connected(struct session *s)
     b->active++;
     /* The handshake's last ACK waits to ride on the client's first bytes (sock_connect), one
      * packet fewer per connection. With none here yet to write, it goes now: the backend sees the
-     * connection only when it arrives, and one that speaks first must not wait. */
-    if (pending(s, DIR_UP) == 0)
+     * connection only when it arrives, and one that speaks first must not wait. (A client that
+     * already ended its stream without a byte gets its FIN forwarded in this same event, with
+     * the ACK on it.) */
+    if (pending(s, DIR_UP) == 0 && !s->eof[DIR_UP])
         sock_push_ack(s->backend.fd);
     /* A client that ended its stream while we connected ended first. */
     s->cause = s->eof[DIR_UP] ? CAUSE_CLIENT_FIN : CAUSE_NONE;

@@ -268,6 +268,16 @@ static void test_handshake_ack_rides_on_the_first_bytes(void **state)
     ferry_pause(f);
     int c = connect_ok(lport); /* the kernel completes the handshake while ferry is stopped */
     send_str(c, "ping");
+    /* "ping" is in ferry's socket once it is acknowledged (at once, even with ferry stopped). */
+    for (int64_t end = now_ms() + NET_TIMEOUT_MS;; sleep_ms(1)) {
+        uint32_t unacked = 1;
+        dataless_segs_in(c, &unacked);
+        if (unacked == 0)
+            break;
+        if (now_ms() >= end)
+            fail_msg("ferry's kernel did not acknowledge the client's bytes within %d ms",
+                     NET_TIMEOUT_MS);
+    }
     ferry_resume(f);
     int b = accept_timeout(lfd, NET_TIMEOUT_MS);
     assert_ok(b, "ferry did not connect to the backend");

@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -315,11 +316,12 @@ static void open_conn(const char *listen_text, struct conn *c)
 
     c->client = sock_connect(&la);
     assert_true(c->client >= 0);
+    assert_true(wait_for(c->client, POLLOUT) & POLLOUT);
+    assert_int_equal(sock_error(c->client), 0);
+    sock_push_ack(c->client); /* nothing to write: the listener sees the connection now */
     assert_true(wait_for(c->lfd, POLLIN) & POLLIN);
     c->server = sock_accept(c->lfd, &peer);
     assert_true(c->server >= 0);
-    assert_true(wait_for(c->client, POLLOUT) & POLLOUT);
-    assert_int_equal(sock_error(c->client), 0);
 
     /* The peer address is the client's own address. */
     struct sockaddr_any mine;
@@ -407,11 +409,58 @@ static void test_accept_without_peer_argument(void **state)
     set_port(&la, local_port(lfd));
     int cfd = sock_connect(&la);
     assert_true(cfd >= 0);
+    assert_true(wait_for(cfd, POLLOUT) & POLLOUT);
+    sock_push_ack(cfd);
     assert_true(wait_for(lfd, POLLIN) & POLLIN);
     int sfd = sock_accept(lfd, NULL);
     assert_true(sfd >= 0);
     close(sfd);
     close(cfd);
+    close(lfd);
+}
+
+/* Whether fd reports POLLIN within ms. */
+static bool readable_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, ms);
+    assert_true(n >= 0);
+    return n == 1 && (p.revents & POLLIN);
+}
+
+/*
+ * sock_connect() holds the handshake's last ACK back so that it can ride on the first bytes: the
+ * server's kernel completes the connection (and its accept() returns) only once it arrives. The
+ * kernel alone would send it after 200 ms; sock_push_ack() sends it at once, and so does a write.
+ */
+static void test_connect_holds_the_last_ack_until_a_write_or_a_push(void **state)
+{
+    (void)state;
+    struct sockaddr_any la = any_port("127.0.0.1:1");
+    int lfd = sock_listen(&la, 4, false);
+    assert_true(lfd >= 0);
+    set_port(&la, local_port(lfd));
+    for (int write_first = 0; write_first < 2; write_first++) {
+        int cfd = sock_connect(&la);
+        assert_true(cfd >= 0);
+        assert_true(wait_for(cfd, POLLOUT) & POLLOUT); /* connected on the client's side */
+        assert_false(readable_within(lfd, 50));        /* not yet on the listener's */
+        if (write_first)
+            assert_int_equal(send(cfd, "x", 1, MSG_NOSIGNAL), 1);
+        else
+            sock_push_ack(cfd);
+        assert_true(readable_within(lfd, 100));
+        int sfd = sock_accept(lfd, NULL);
+        assert_true(sfd >= 0);
+        if (write_first) {
+            char c = 0;
+            assert_true(wait_for(sfd, POLLIN) & POLLIN);
+            assert_int_equal(recv(sfd, &c, 1, 0), 1);
+            assert_int_equal(c, 'x');
+        }
+        close(sfd);
+        close(cfd);
+    }
     close(lfd);
 }
 
@@ -534,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_refused_connect_reported_by_sock_error),
         cmocka_unit_test(test_sock_error_on_bad_fd),
         cmocka_unit_test(test_set_nodelay),
+        cmocka_unit_test(test_connect_holds_the_last_ack_until_a_write_or_a_push),
         cmocka_unit_test(test_close_reset_gives_the_peer_econnreset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
