@@ -124,6 +124,13 @@ static bool test_period(struct coalesce *c, uint64_t now_ms, uint64_t ms, uint64
     return !was_kept;
 }
 
+/* Whether rate is within COALESCE_NEW_LOAD of ref, either way: the same load as far as the
+ * decision goes. */
+static bool near_rate(double rate, double ref)
+{
+    return rate * COALESCE_NEW_LOAD >= ref && rate <= ref * COALESCE_NEW_LOAD;
+}
+
 /* While a lost test backs off, for a period that was contended and moved bytes (the others say
  * nothing about the load a test would measure, and leave the count as it is): whether such
  * periods have shown a load unlike the one the test lost under, COALESCE_NEW_PERIODS in a row far
@@ -132,8 +139,7 @@ static bool new_load(struct coalesce *c, uint64_t ms, uint64_t bytes)
 {
     if (c->lost_rate <= 0 || ms == 0)
         return false;
-    double rate = (double)bytes / (double)ms;
-    bool far = rate * COALESCE_NEW_LOAD < c->lost_rate || rate > c->lost_rate * COALESCE_NEW_LOAD;
+    bool far = !near_rate((double)bytes / (double)ms, c->lost_rate);
     c->new_load_periods = far ? c->new_load_periods + 1 : 0;
     return c->new_load_periods >= COALESCE_NEW_PERIODS;
 }
@@ -144,8 +150,7 @@ static bool like_kept(const struct coalesce *c, uint64_t ms, uint64_t bytes)
 {
     if (!c->kept_ms || !c->kept_bytes || !ms)
         return false;
-    double rate = (double)bytes / (double)ms, kept = (double)c->kept_bytes / (double)c->kept_ms;
-    return rate * COALESCE_NEW_LOAD >= kept && rate <= kept * COALESCE_NEW_LOAD;
+    return near_rate((double)bytes / (double)ms, (double)c->kept_bytes / (double)c->kept_ms);
 }
 
 /* Contention soon after a drop for calm, under the load the window was kept for: the window was
