@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "loop.h"
+#include "pipepool.h"
 #include "ring.h"
 #include "sock.h"
 
@@ -59,34 +60,26 @@ enum session_cause {
 enum { DIR_UP = 0, DIR_DOWN = 1 };
 enum { SIDE_CLIENT = 0, SIDE_BACKEND = 1 };
 
-/* A route with `splice: true`: one kernel pipe per direction stands in for the ring. */
-struct session_pipes {
-    int rd[2], wr[2]; /* per direction: the pipe's read and write ends */
-    size_t len[2];    /* bytes in the pipe, spliced in from the source, not yet out */
-    size_t cap[2];    /* bytes the pipe holds now: base, or more while the direction streams */
-    size_t base;      /* a new pipe's size (F_GETPIPE_SZ; 64 KiB unless the system limits it) */
-};
-
 struct session {
     struct io client;
     struct io backend;
-    struct ring ring[2];         /* indexed by direction */
-    struct session_pipes *pipes; /* splice routes only (NULL: the rings carry the bytes) */
-    uint64_t bytes[2];           /* delivered to the destination, per direction */
-    uint8_t state;               /* enum session_state */
-    uint8_t cause;               /* enum session_cause, set once */
-    uint8_t eof[2];              /* per direction: source returned 0 */
-    uint8_t shut[2];             /* per direction: FIN sent to the destination */
-    uint8_t can_read[2];         /* per side (client 0, backend 1): not known to be drained */
-    uint8_t can_write[2];        /* per side: not known to be full */
-    uint8_t rdhup[2];            /* per side: the peer's FIN was signalled (read until 0) */
-    uint8_t urg[2];              /* per side: urgent data was signalled (EPOLLPRI) */
-    uint8_t streams[2];          /* per direction: the last read filled what it was offered */
-    uint8_t grew[2];             /* per direction: its ring has grown once (logged) */
-    uint8_t attempts;            /* backend connects started */
-    int32_t backend_idx;         /* in route->bal, -1 before the first attempt */
-    uint64_t tried;              /* balancer_bit() of every backend attempted */
-    struct loop_timer timer;     /* connect timeout, then idle timeout (lazily re-armed) */
+    struct ring ring[2];     /* indexed by direction */
+    struct spipe *pipe[2];   /* splice routes, per direction, while bytes are in flight */
+    uint64_t bytes[2];       /* delivered to the destination, per direction */
+    uint8_t state;           /* enum session_state */
+    uint8_t cause;           /* enum session_cause, set once */
+    uint8_t eof[2];          /* per direction: source returned 0 */
+    uint8_t shut[2];         /* per direction: FIN sent to the destination */
+    uint8_t can_read[2];     /* per side (client 0, backend 1): not known to be drained */
+    uint8_t can_write[2];    /* per side: not known to be full */
+    uint8_t rdhup[2];        /* per side: the peer's FIN was signalled (read until 0) */
+    uint8_t urg[2];          /* per side: urgent data was signalled (EPOLLPRI) */
+    uint8_t streams[2];      /* per direction: the last read filled what it was offered */
+    uint8_t grew[2];         /* per direction: its ring has grown once (logged) */
+    uint8_t attempts;        /* backend connects started */
+    int32_t backend_idx;     /* in route->bal, -1 before the first attempt */
+    uint64_t tried;          /* balancer_bit() of every backend attempted */
+    struct loop_timer timer; /* connect timeout, then idle timeout (lazily re-armed) */
     uint64_t start_ms;
     uint64_t last_active_ms;
     struct worker *w;

@@ -22,18 +22,22 @@
 #include "backend.h"
 #include "config.h"
 #include "loop.h"
+#include "pipepool.h"
 #include "ring.h"
 
 struct session;
 struct worker;
 
-#define WORKER_MAX_POOLS 64
+#define WORKER_MAX_POOLS  64
+#define WORKER_PIPES_KEPT 16 /* empty pipes a worker keeps for the next bursts */
 
 /* Process-wide state shared by all workers. */
 struct shared {
     atomic_uint active;          /* client connections open, all workers */
     atomic_uint max_connections; /* limit on active */
     atomic_uint full_paused;     /* workers that stopped accepting because active hit the limit */
+    atomic_uint pipes_open;      /* splice pipes open, all workers (see pipepool.h) */
+    atomic_uint max_pipes;       /* limit on pipes_open */
     struct worker **workers;
     unsigned nworkers;
     bool exclusive; /* several workers share each listening fd: register with EPOLLEXCLUSIVE */
@@ -108,7 +112,9 @@ struct worker {
     struct bufpool pools[WORKER_MAX_POOLS];
     unsigned pool_users[WORKER_MAX_POOLS]; /* routes (of any live generation) using each pool */
     size_t npools;
-    size_t grown_bytes; /* held by grown rings (from big_pools), at most cfg->buffer_budget */
+    size_t grown_bytes;    /* held by grown rings (from big_pools) and pipes, at most
+                              cfg->buffer_budget */
+    struct pipepool pipes; /* splice routes' pipes, borrowed per burst */
 
     struct session *sessions; /* doubly linked, for shutdown */
     size_t nsessions;

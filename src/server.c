@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,28 +190,31 @@ static void log_diff_line(void *arg, const char *line)
     log_info("reload: %s", line);
 }
 
-/* File descriptors one pair may hold: its two sockets, and two pipes on a splice route. */
-static unsigned fds_per_pair(const struct config *cfg)
+static bool any_splice(const struct config *cfg)
 {
     for (size_t i = 0; i < cfg->nroutes; i++)
         if (cfg->routes[i].s.splice)
-            return 6;
-    return 2;
+            return true;
+    return false;
+}
+
+/* The open-file limit, less what listeners, workers and the control thread keep. */
+static long usable_fds(const struct server *srv)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > (rlim_t)INT_MAX)
+        return INT_MAX;
+    return (long)rl.rlim_cur - (32 + 4 * (long)srv->nworkers + (long)srv->nlsocks);
 }
 
 static void apply_process_settings(struct server *srv, const struct config *cfg)
 {
     log_setup(cfg->log_level, cfg->log_format);
-    unsigned max = cfg->max_connections;
-    if (!max) {
-        struct rlimit rl;
-        getrlimit(RLIMIT_NOFILE, &rl);
-        /* Keep some fds for listeners, workers and the control thread. */
-        long reserve = 32 + 4 * (long)srv->nworkers + (long)srv->nlsocks;
-        long avail = ((long)rl.rlim_cur - reserve) / (long)fds_per_pair(cfg);
-        max = avail < 1 ? 1 : (unsigned)avail;
-    }
-    atomic_store(&srv->shared.max_connections, max);
+    unsigned conns, pipes;
+    fd_budget_split(usable_fds(srv), cfg->max_connections, any_splice(cfg), &conns, &pipes);
+    atomic_store(&srv->shared.max_connections, conns);
+    atomic_store(&srv->shared.max_pipes, pipes);
 }
 
 static void update_watch(struct server *srv);
@@ -723,16 +727,10 @@ int server_run(struct config *cfg)
         return 1;
     }
     apply_process_settings(&srv, cfg);
-    if (cfg->max_connections) {
-        struct rlimit rl;
-        getrlimit(RLIMIT_NOFILE, &rl);
-        unsigned per = fds_per_pair(cfg);
-        if ((rlim_t)cfg->max_connections * per + 64 > rl.rlim_cur)
-            log_warn("max_connections %u needs about %u file descriptors%s but the limit is %llu: "
-                     "accepting will pause when they run out",
-                     cfg->max_connections, cfg->max_connections * per + 64,
-                     per > 2 ? " (6 per spliced pair)" : "", (unsigned long long)rl.rlim_cur);
-    }
+    if (cfg->max_connections && (long)cfg->max_connections * 2 > usable_fds(&srv))
+        log_warn("max_connections %u needs about %u file descriptors but the limit leaves %ld: "
+                 "accepting will pause when they run out",
+                 cfg->max_connections, cfg->max_connections * 2, usable_fds(&srv));
     for (unsigned i = 0; i < srv.nworkers; i++) {
         srv.shared.workers[i] = &srv.workers[i];
         rc = worker_init(&srv.workers[i], i, &srv.shared, srv.exits.fd);

@@ -185,10 +185,11 @@ static void close_side(struct io *io, bool reset)
     loop_io_forget(io);
 }
 
-/* Bytes read from the source of dir and not yet written to its destination. */
+/* Bytes read from the source of dir and not yet written to its destination (in the pipe or the
+ * ring: a direction uses one at a time). */
 static size_t pending(const struct session *s, int dir)
 {
-    return s->pipes ? s->pipes->len[dir] : s->ring[dir].len;
+    return (s->pipe[dir] ? s->pipe[dir]->len : 0) + s->ring[dir].len;
 }
 
 /* Was the stream toward this side cut short? (bytes undelivered, or its FIN never sent) */
@@ -197,50 +198,36 @@ static bool cut_short(const struct session *s, int dir)
     return pending(s, dir) > 0 || (s->eof[dir] && !s->shut[dir]);
 }
 
-static void pipes_free(struct session_pipes *p)
+/*
+ * A splice route's direction borrows a pipe when its source may have bytes and its ring is empty,
+ * and gives it back once the pipe is empty and the source drained (see pipepool.h): an idle pair
+ * holds no pipe. A grown pipe stays with its direction until the pair closes (growing again on
+ * every burst would cost an fcntl each time). No pipe to be had means the ring carries the burst.
+ */
+static bool pipe_take(struct session *s, int dir)
 {
-    if (!p)
-        return;
-    for (int d = 0; d < 2; d++) {
-        if (p->rd[d] != -1)
-            close(p->rd[d]);
-        if (p->wr[d] != -1)
-            close(p->wr[d]);
+    s->pipe[dir] = pipepool_get(&s->w->pipes);
+    if (!s->pipe[dir]) {
+        log_debug("route %s: no pipe for %s (%s): relaying through the ring", s->route->conf->name,
+                  dir == DIR_UP ? "client->backend" : "backend->client",
+                  errno == EAGAIN ? "pipe limit reached" : strerror(errno));
+        return false;
     }
-    free(p);
+    return true;
 }
 
-/* Two non-blocking pipes, or NULL (out of descriptors or memory: the rings serve instead). */
-static struct session_pipes *pipes_new(void)
+/* Give a direction's pipe back (closed if it still holds bytes), with what growing it took from
+ * the worker's budget. */
+static void pipe_give_back(struct session *s, int dir)
 {
-    struct session_pipes *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    p->rd[0] = p->rd[1] = p->wr[0] = p->wr[1] = -1;
-    for (int d = 0; d < 2; d++) {
-        int fds[2];
-        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
-            pipes_free(p);
-            return NULL;
-        }
-        p->rd[d] = fds[0];
-        p->wr[d] = fds[1];
-    }
-    int cap = fcntl(p->wr[0], F_GETPIPE_SZ);
-    p->base = cap > 0 ? (size_t)cap : 4096;
-    p->cap[0] = p->cap[1] = p->base;
-    return p;
-}
-
-/* Free the pair's pipes, handing what grown pipes took back to the worker's budget. */
-static void pipes_drop(struct session *s)
-{
-    struct session_pipes *p = s->pipes;
+    struct spipe *p = s->pipe[dir];
     if (!p)
         return;
-    s->w->grown_bytes -= (p->cap[0] - p->base) + (p->cap[1] - p->base);
-    pipes_free(p);
-    s->pipes = NULL;
+    struct pipepool *pp = &s->w->pipes;
+    if (p->cap > pp->base)
+        s->w->grown_bytes -= p->cap - pp->base;
+    pipepool_put(pp, p);
+    s->pipe[dir] = NULL;
 }
 
 void session_close(struct session *s, enum session_cause cause)
@@ -275,7 +262,8 @@ void session_close(struct session *s, enum session_cause cause)
         s->route->bal.b[s->backend_idx].active--;
     close_side(&s->client, reset_client);
     close_side(&s->backend, reset_backend);
-    pipes_drop(s);
+    for (int d = 0; d < 2; d++)
+        pipe_give_back(s, d);
     for (int d = 0; d < 2; d++)
         if (s->ring[d].area)
             ring_give_back(s, &s->ring[d]);
@@ -321,7 +309,10 @@ static bool relay_splice(struct session *s, int dir);
  */
 static bool relay(struct session *s, int dir)
 {
-    if (s->pipes)
+    if (!s->pipe[dir] && s->route->conf->s.splice && s->can_read[dir] && !s->eof[dir] &&
+        s->ring[dir].len == 0)
+        pipe_take(s, dir);
+    if (s->pipe[dir])
         return relay_splice(s, dir);
     struct io *src = dir == DIR_UP ? &s->client : &s->backend;
     struct io *dst = dir == DIR_UP ? &s->backend : &s->client;
@@ -476,7 +467,7 @@ static enum session_cause splice_cause(const struct session *s, const struct io 
 static int past_urgent_mark(struct session *s, int dir)
 {
     struct io *src = dir == DIR_UP ? &s->client : &s->backend;
-    struct session_pipes *p = s->pipes;
+    struct spipe *p = s->pipe[dir];
     int at_mark = 0;
     if (ioctl(src->fd, SIOCATMARK, &at_mark) == -1 || !at_mark) {
         s->urg[dir] = 0; /* the mark is behind us (or not yet here: EPOLLPRI will say) */
@@ -485,11 +476,11 @@ static int past_urgent_mark(struct session *s, int dir)
     char buf[PIPE_BUF]; /* one write of at most PIPE_BUF bytes fills an empty pipe whole */
     ssize_t n = read(src->fd, buf, sizeof(buf));
     if (n > 0) {
-        if (write(p->wr[dir], buf, (size_t)n) != n) {
+        if (write(p->wr, buf, (size_t)n) != n) {
             session_close(s, CAUSE_LOCAL_ERROR);
             return -1;
         }
-        p->len[dir] += (size_t)n;
+        p->len += (size_t)n;
         s->last_active_ms = s->w->loop.now;
         return 1;
     }
@@ -524,21 +515,21 @@ static size_t pipe_round(size_t n)
 
 static void pipe_grow(struct session *s, int dir)
 {
-    struct session_pipes *p = s->pipes;
+    struct spipe *p = s->pipe[dir];
     struct route_rt *rt = s->route;
     size_t want = pipe_round(settings_buffer_max(&rt->conf->s));
-    if (s->grew[dir] || want <= p->cap[dir] || want > INT_MAX ||
-        s->w->grown_bytes + (want - p->cap[dir]) > rt->cfg->buffer_budget)
+    if (s->grew[dir] || want <= p->cap || want > INT_MAX ||
+        s->w->grown_bytes + (want - p->cap) > rt->cfg->buffer_budget)
         return;
     s->grew[dir] = 1;
-    int got = fcntl(p->wr[dir], F_SETPIPE_SZ, (int)want);
-    if (got < 0 || (size_t)got <= p->cap[dir]) {
+    int got = fcntl(p->wr, F_SETPIPE_SZ, (int)want);
+    if (got < 0 || (size_t)got <= p->cap) {
         log_debug("route %s: cannot grow a pipe to %zu bytes (%s)", rt->conf->name, want,
                   got < 0 ? strerror(errno) : "refused");
         return;
     }
-    s->w->grown_bytes += (size_t)got - p->cap[dir];
-    p->cap[dir] = (size_t)got;
+    s->w->grown_bytes += (size_t)got - p->cap;
+    p->cap = (size_t)got;
     char b[32];
     config_format_size((size_t)got, b, sizeof(b));
     log_debug("route %s: %s streams: its pipe grows to %s", rt->conf->name,
@@ -556,15 +547,15 @@ static bool relay_splice(struct session *s, int dir)
 {
     struct io *src = dir == DIR_UP ? &s->client : &s->backend;
     struct io *dst = dir == DIR_UP ? &s->backend : &s->client;
-    struct session_pipes *p = s->pipes;
+    struct spipe *p = s->pipe[dir];
     bool dst_up = dir == DIR_DOWN || s->state == SESSION_RELAYING;
     bool src_ready = s->can_read[dir], dst_ready = dst_up && s->can_write[!dir];
     int round;
     for (round = 0; round < RELAY_ROUNDS; round++) {
         bool progress = false;
-        if (p->len[dir] && dst_ready) {
+        if (p->len && dst_ready) {
             unsigned more = s->eof[dir] ? SPLICE_F_MORE : 0; /* as in relay() */
-            ssize_t n = splice(p->rd[dir], NULL, dst->fd, NULL, p->len[dir],
+            ssize_t n = splice(p->rd, NULL, dst->fd, NULL, p->len,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
             if (n == -1) {
                 if (errno != EAGAIN && errno != EINTR) {
@@ -575,22 +566,22 @@ static bool relay_splice(struct session *s, int dir)
                 }
                 dst_ready = false;
             } else {
-                if ((size_t)n < p->len[dir])
+                if ((size_t)n < p->len)
                     dst_ready = false;
-                p->len[dir] -= (size_t)n;
+                p->len -= (size_t)n;
                 s->bytes[dir] += (uint64_t)n;
                 s->w->loop.moved += (uint64_t)n;
                 s->last_active_ms = s->w->loop.now;
                 progress = n > 0;
             }
         }
-        if (src_ready && !s->eof[dir] && p->len[dir] < p->cap[dir]) {
-            ssize_t n = splice(src->fd, NULL, p->wr[dir], NULL, p->cap[dir] - p->len[dir],
+        if (src_ready && !s->eof[dir] && p->len < p->cap) {
+            ssize_t n = splice(src->fd, NULL, p->wr, NULL, p->cap - p->len,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
-                p->len[dir] += (size_t)n;
+                p->len += (size_t)n;
                 /* One splice moves at most a pipe's worth. */
-                size_t mark = stream_mark(s) < p->base ? stream_mark(s) : p->base;
+                size_t mark = stream_mark(s) < s->w->pipes.base ? stream_mark(s) : s->w->pipes.base;
                 if ((size_t)n >= mark && !s->grew[dir])
                     pipe_grow(s, dir);
                 s->last_active_ms = s->w->loop.now;
@@ -601,7 +592,7 @@ static bool relay_splice(struct session *s, int dir)
             } else if (errno == EAGAIN || errno == EINTR) {
                 /* Either the socket is drained or the pipe is out of buffers: only an empty
                  * pipe tells them apart. A full pipe is retried after the next flush. */
-                if (p->len[dir] == 0) {
+                if (p->len == 0) {
                     int r = s->urg[dir] ? past_urgent_mark(s, dir) : 0;
                     if (r < 0)
                         return false;
@@ -620,6 +611,8 @@ static bool relay_splice(struct session *s, int dir)
         if (!progress)
             break;
     }
+    if (p->len == 0 && (!src_ready || s->eof[dir]) && p->cap == s->w->pipes.base)
+        pipe_give_back(s, dir);
     return relay_done(s, dir, src_ready, dst_ready, round == RELAY_ROUNDS);
 }
 
@@ -784,12 +777,10 @@ static void connect_next(struct session *s)
         s->backend_idx = (int32_t)idx;
         const struct backend_conf *b = rt->bal.b[idx].conf;
         int fd = sock_connect(&b->addr);
-        if ((fd == -EMFILE || fd == -ENFILE) && s->pipes && s->pipes->len[DIR_UP] == 0 &&
-            s->pipes->len[DIR_DOWN] == 0) {
-            /* The backend socket matters more than the pipes: give them up for the rings. */
-            log_debug("route %s: out of file descriptors: relaying through the rings",
+        if ((fd == -EMFILE || fd == -ENFILE) && pipepool_trim(&w->pipes, 0) > 0) {
+            /* The backend socket matters more than pipes kept for reuse. */
+            log_debug("route %s: out of file descriptors: closed the pipes kept for reuse",
                       rt->conf->name);
-            pipes_drop(s);
             fd = sock_connect(&b->addr);
         }
         if (fd < 0) {
@@ -832,12 +823,6 @@ void session_start(struct worker *w, struct route_rt *route, int fd,
     size_t bsize = route->conf->s.buffer_size;
     ring_init(&s->ring[DIR_UP], bsize);
     ring_init(&s->ring[DIR_DOWN], bsize);
-    if (route->conf->s.splice) {
-        s->pipes = pipes_new();
-        if (!s->pipes)
-            log_debug("route %s: no pipes for splice (%s): relaying through the rings",
-                      route->conf->name, strerror(errno));
-    }
     s->state = SESSION_CONNECTING;
     s->backend_idx = -1;
     loop_timer_init(&s->timer, on_timer);

@@ -210,6 +210,7 @@ int worker_init(struct worker *w, unsigned id, struct shared *shared, int exit_e
     w->id = id;
     w->shared = shared;
     w->exit_efd = exit_efd;
+    pipepool_init(&w->pipes, WORKER_PIPES_KEPT, &shared->pipes_open, &shared->max_pipes);
     int rc = loop_init(&w->loop, WORKER_MAX_EVENTS);
     if (rc != 0)
         return rc;
@@ -276,6 +277,7 @@ void worker_destroy(struct worker *w)
     loop_timer_cancel(&w->loop, &w->accept_timer);
     for (size_t i = 0; i < w->npools; i++)
         bufpool_destroy(&w->pools[i]);
+    pipepool_destroy(&w->pipes);
     if (w->wake.fd != -1)
         close(w->wake.fd);
     loop_destroy(&w->loop);

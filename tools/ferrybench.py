@@ -12,9 +12,8 @@ One run starts every subject once and interleaves the timed workloads in rounds
                 that never grow, the buffer size HAProxy and nginx use by default
   ferry-eager   (only when asked for with --only) the same ferry with `coalesce: off`: a busy
                 worker blocks as soon as it runs out of events, never waiting for more to gather
-  ferry-splice  the same ferry with `defaults: {splice: true}` (splice(2) through pipes); not in
-                the idle and active workloads: a spliced pair holds 6 fds, so 9000 of them do
-                not fit the open-file limit (ferry derives max_connections accordingly)
+  ferry-splice  the same ferry with `defaults: {splice: true}` (splice(2) through pipes,
+                borrowed per burst: an idle spliced pair holds only its two sockets)
 
 Workloads (everything on 127.0.0.0/8):
   tput1 / tput1r   iperf3, 1 stream, client->server / server->client (-R)
@@ -1718,8 +1717,6 @@ def main():
         def do(s, w, rnd):
             if s == "direct" and w == "idle":
                 return
-            if s == "ferry-splice" and w in ("idle", "active"):
-                return  # 6 fds per spliced pair: thousands of pairs are the ring path's job
             try:
                 setup.ensure_alive(s)
                 r = measure(setup, s, w, args)

@@ -321,60 +321,107 @@ static void test_low_nofile_no_spin_and_recovery(void **state)
 }
 
 /*
- * A splice route whose pairs cannot all get pipes. A pair takes its pipes as it is accepted and
- * its backend socket after; when that socket finds no descriptor left, the pair gives its pipes
- * up and relays through the rings. The limit is set so that three pairs splice, the fourth gets
- * its pipes but then needs them back for its socket, and a fifth fits on the rings: all five are
- * served, none is reset, and every descriptor is given back when the clients leave.
+ * A splice route under a descriptor limit with room for the pairs' sockets and two pipes. Four
+ * clients stream to backends that read nothing yet, so every direction ends up holding what it
+ * moved: two of them in pipes, the two that found no descriptor for a pipe in their rings. When the
+ * backends read, all four streams arrive whole, nothing was reset, and once the clients leave ferry
+ * holds what it started with plus at most the pipes it keeps for reuse.
  */
 static void test_splice_out_of_fds_falls_back_to_rings(void **state)
 {
     (void)state;
-    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
-    int lport = free_port(AF_INET);
+    int bport, lport = free_port(AF_INET);
+    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(lfd, "backend listen");
     const char *yaml = tfmt("max_connections: 100\n"
+                            "log: {level: debug}\n"
                             "routes:\n"
                             "  - name: bulk\n"
                             "    listen: 127.0.0.1:%d\n"
                             "    splice: true\n"
                             "    backends: [127.0.0.1:%d]\n",
-                            lport, backend_port(b));
+                            lport, bport);
     /* The descriptors ferry holds of its own, counted on a first run without a limit. */
     struct ferry *f = ferry_start(yaml);
     int base = proc_fd_count(ferry_pid(f));
     ferry_stop(f);
     assert_true(base > 3);
-    enum { SPLICED = 3, N = 5 };
-    struct ferry_opts opts = {.rlimit_nofile = base + 6 * SPLICED + 5};
+    enum { N = 4, PIPES = 2 };
+    const uint64_t total = 8u * MIB;
+    struct ferry_opts opts = {.rlimit_nofile = base + 2 * N + 2 * PIPES};
     f = ferry_start_opts(yaml, &opts);
     pid_t pid = ferry_pid(f);
     assert_int_equal(proc_fd_count(pid), base);
     int base_pipes = proc_pipe_count(pid);
-    int n = N, spliced = SPLICED;
-    int fds[12];
-    char msg[32];
-    for (int i = 0; i < n; i++) {
-        fds[i] = connect_ok(lport);
-        snprintf(msg, sizeof msg, "pair %d", i);
-        send_str(fds[i], msg);
-        recv_expect(fds[i], msg);
+    int client[N], backend[N];
+    struct pump *tx[N], *rx[N];
+    for (int i = 0; i < N; i++) {
+        client[i] = connect_ok(lport);
+        backend[i] = accept_timeout(lfd, NET_TIMEOUT_MS);
+        assert_ok(backend[i], "ferry did not connect to the backend");
     }
+    for (int i = 0; i < N; i++)
+        tx[i] = pump_send(client[i], total, 40 + (uint32_t)i, true, 20000);
+    for (int i = 0; i < N; i++)
+        assert_true(pump_wait_stalled(tx[i], 300, 20000));
     int pipes = proc_pipe_count(pid) - base_pipes;
-    print_message("RLIMIT_NOFILE=%ld, %d fds at start: %d pairs, %d pipe fds\n", opts.rlimit_nofile,
-                  base, n, pipes);
-    assert_int_equal(pipes, 4 * spliced);
-    for (int i = 0; i < n; i++) {
-        send_str(fds[i], "again");
-        recv_expect(fds[i], "again");
+    int fell_back = ferry_count_log(f, "relaying through the ring");
+    print_message("RLIMIT_NOFILE=%ld, %d fds at start: %d streams stalled, %d pipe fds, "
+                  "%d fallbacks logged\n",
+                  opts.rlimit_nofile, base, N, pipes, fell_back);
+    assert_int_equal(pipes, 2 * PIPES);
+    assert_true(fell_back >= N - PIPES);
+    for (int i = 0; i < N; i++)
+        rx[i] = pump_recv(backend[i], 20000);
+    for (int i = 0; i < N; i++) {
+        struct pump_result sent, got;
+        pump_join(tx[i], 30000, &sent);
+        pump_join(rx[i], 30000, &got);
+        assert_same_stream(&sent, &got, total);
     }
+    for (int i = 0; i < N; i++) {
+        close_fd(client[i]);
+        close_fd(backend[i]);
+    }
+    assert_true(ferry_wait_log_count(f, "cause=", N, NET_TIMEOUT_MS));
     assert_int_equal(ferry_count_log(f, "cause=client_reset"), 0);
+    assert_int_equal(ferry_count_log(f, "cause=backend_reset"), 0);
     assert_int_equal(ferry_count_log(f, "cause=local_error"), 0);
-    for (int i = 0; i < n; i++)
-        close_fd(fds[i]);
-    assert_true(backend_wait_active(b, 0, NET_TIMEOUT_MS));
-    assert_true(ferry_wait_log_count(f, "cause=client_fin", n, NET_TIMEOUT_MS));
-    assert_int_equal(proc_fd_count(pid), base);
+    int kept = proc_pipe_count(pid) - base_pipes;
+    assert_true(kept >= 0 && kept <= 2 * PIPES);
+    assert_int_equal(proc_fd_count(pid), base + kept);
+    close_fd(lfd);
     ferry_stop(f);
+}
+
+/* A splice route leaves most descriptors to sockets: the derived max_connections is not cut to a
+ * third (six descriptors per pair) but stays within an eighth of a route without splice. */
+static void test_splice_route_keeps_most_of_the_derived_limit(void **state)
+{
+    (void)state;
+    int lport = free_port(AF_INET);
+    unsigned derived[2];
+    for (int splice = 0; splice < 2; splice++) {
+        struct ferry_opts opts = {.rlimit_nofile = 4000};
+        struct ferry *f = ferry_start_opts(tfmt("routes:\n"
+                                                "  - name: r\n"
+                                                "    listen: 127.0.0.1:%d\n"
+                                                "    splice: %s\n"
+                                                "    backends: [127.0.0.1:9]\n",
+                                                lport, splice ? "true" : "false"),
+                                           &opts);
+        char *err = ferry_stderr(f);
+        const char *at = strstr(err, "max_connections=");
+        assert_non_null(at);
+        derived[splice] = (unsigned)strtoul(at + strlen("max_connections="), NULL, 10);
+        free(err);
+        ferry_stop(f);
+    }
+    print_message("derived max_connections under 4000 fds: %u, with splice %u\n", derived[0],
+                  derived[1]);
+    assert_true(derived[0] > 1900 && derived[0] <= 2000);
+    assert_true(derived[1] < derived[0]);
+    assert_true(derived[1] >= derived[0] * 7 / 8);
 }
 
 int main(void)
@@ -386,6 +433,7 @@ int main(void)
         E2E_TEST(test_max_connections_queues_clients),
         E2E_TEST(test_low_nofile_no_spin_and_recovery),
         E2E_TEST(test_splice_out_of_fds_falls_back_to_rings),
+        E2E_TEST(test_splice_route_keeps_most_of_the_derived_limit),
     };
     return E2E_MAIN(tests);
 }
