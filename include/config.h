@@ -104,6 +104,8 @@ void config_unref(struct config *c);
 
 /* Print every route with its effective settings (for --check). */
 void config_print(const struct config *c, FILE *out);
+/* Does any route relay through splice(2) pipes? */
+bool config_any_splice(const struct config *c);
 
 /* "250ms", "5s", "10m", "1h"; "0" (or "0s"...) only if allow_zero. 0 or -1 with *why. */
 int config_parse_duration(const char *s, bool allow_zero, uint64_t *ms, const char **why);

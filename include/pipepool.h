@@ -40,7 +40,8 @@ void pipepool_init(struct pipepool *pp, unsigned max_free, atomic_uint *open, at
 /* An empty pipe of the base size: a kept one, or a new one if the limit allows. NULL with errno
  * set (EMFILE/ENFILE or ENOMEM from the kernel, EAGAIN at the limit) when there is none. */
 struct spipe *pipepool_get(struct pipepool *pp);
-/* Hand a pipe back: kept if empty, at the base size and the pool has room; closed otherwise. */
+/* Hand a pipe back: kept if empty, at the base size, the pool has room and the process is within
+ * the limit (lowered on reload, say); closed otherwise. */
 void pipepool_put(struct pipepool *pp, struct spipe *p);
 /* Close kept pipes until at most keep remain; returns how many were closed. */
 unsigned pipepool_trim(struct pipepool *pp, unsigned keep);

@@ -922,6 +922,14 @@ void config_unref(struct config *c)
         config_free(c);
 }
 
+bool config_any_splice(const struct config *c)
+{
+    for (size_t i = 0; i < c->nroutes; i++)
+        if (c->routes[i].s.splice)
+            return true;
+    return false;
+}
+
 void config_print(const struct config *c, FILE *out)
 {
     char a[32], b[32], d[32], e[32];

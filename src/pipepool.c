@@ -71,7 +71,8 @@ void pipepool_put(struct pipepool *pp, struct spipe *p)
 {
     if (!p)
         return;
-    if (p->len || p->cap != pp->base || pp->nfree >= pp->max_free) {
+    if (p->len || p->cap != pp->base || pp->nfree >= pp->max_free ||
+        atomic_load(pp->open) > atomic_load(pp->limit)) {
         close_pipe(pp, p);
         return;
     }

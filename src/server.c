@@ -190,14 +190,6 @@ static void log_diff_line(void *arg, const char *line)
     log_info("reload: %s", line);
 }
 
-static bool any_splice(const struct config *cfg)
-{
-    for (size_t i = 0; i < cfg->nroutes; i++)
-        if (cfg->routes[i].s.splice)
-            return true;
-    return false;
-}
-
 /* The open-file limit, less what listeners, workers and the control thread keep. */
 static long usable_fds(const struct server *srv)
 {
@@ -212,7 +204,7 @@ static void apply_process_settings(struct server *srv, const struct config *cfg)
 {
     log_setup(cfg->log_level, cfg->log_format);
     unsigned conns, pipes;
-    fd_budget_split(usable_fds(srv), cfg->max_connections, any_splice(cfg), &conns, &pipes);
+    fd_budget_split(usable_fds(srv), cfg->max_connections, config_any_splice(cfg), &conns, &pipes);
     atomic_store(&srv->shared.max_connections, conns);
     atomic_store(&srv->shared.max_pipes, pipes);
 }

@@ -119,6 +119,8 @@ static int do_swap(struct worker *w)
         return rc;
     }
     loop_coalesce_enable(&w->loop, g->cfg->coalesce);
+    if (!config_any_splice(g->cfg))
+        pipepool_trim(&w->pipes, 0); /* pipes still borrowed are closed as they come back */
     struct wgen *old = w->gen;
     w->gen = g;
     wgen_unref(old);

@@ -586,6 +586,32 @@ static void test_routes_and_listeners_added_and_removed(void **state)
     ferry_stop(f);
 }
 
+/* Turning splice off closes the pipes ferry kept for reuse; a pair of the old generation, still a
+ * splice pair, then finds no pipe and relays through its rings. */
+static void test_splice_turned_off_closes_kept_pipes(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    const char *splice = "defaults: {splice: true}\n";
+    struct ferry *f = ferry_start(route_yaml(splice, "web", lport, backend_port(a)));
+    pid_t pid = ferry_pid(f);
+    int base = proc_pipe_count(pid);
+    int conn = connect_ok(lport);
+    assert_int_equal(read_greeting(conn, NET_TIMEOUT_MS), backend_port(a));
+    assert_echo(conn, "through a pipe\n");
+    assert_int_equal(proc_pipe_count(pid), base + 2);
+
+    write_file(ferry_config_path(f), route_yaml("", "web", lport, backend_port(a)));
+    expect_generation(f, 2);
+    assert_int_equal(proc_pipe_count(pid), base);
+    assert_echo(conn, "through the rings\n");
+    assert_served_by(lport, a);
+    assert_int_equal(proc_pipe_count(pid), base);
+    close_fd(conn);
+    ferry_stop(f);
+}
+
 /* ---- 6. SIGHUP on an unchanged file --------------------------------------------------------- */
 
 static void test_sighup_unchanged_is_no_change(void **state)
@@ -1187,6 +1213,7 @@ int main(void)
         E2E_TEST(test_file_replaced_by_rename),
         E2E_TEST(test_configmap_symlink_swap),
         E2E_TEST(test_routes_and_listeners_added_and_removed),
+        E2E_TEST(test_splice_turned_off_closes_kept_pipes),
         E2E_TEST(test_sighup_unchanged_is_no_change),
         E2E_TEST(test_unchanged_address_keeps_socket_when_route_renamed),
         E2E_TEST(test_watch_false_only_sighup_reloads),

@@ -161,6 +161,31 @@ static void test_no_pipe_is_opened_past_the_limit(void **state)
     assert_null(pipepool_get(&f.pp));
 }
 
+/* Lowered below what is open (a reload), the limit closes pipes as they come back. */
+static void test_a_lowered_limit_closes_pipes_handed_back(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 4, 3);
+    struct spipe *p[3];
+    for (int i = 0; i < 3; i++) {
+        p[i] = pipepool_get(&f.pp);
+        assert_non_null(p[i]);
+    }
+    atomic_store(&f.limit, 1);
+    pipepool_put(&f.pp, p[0]);
+    assert_int_equal(f.pp.nfree, 0);
+    assert_int_equal(atomic_load(&f.open), 2);
+    pipepool_put(&f.pp, p[1]);
+    assert_int_equal(atomic_load(&f.open), 1);
+    /* Within the limit again: kept. */
+    pipepool_put(&f.pp, p[2]);
+    assert_int_equal(f.pp.nfree, 1);
+    assert_int_equal(atomic_load(&f.open), 1);
+    pipepool_destroy(&f.pp);
+    assert_int_equal(atomic_load(&f.open), 0);
+}
+
 static void test_split_without_splice_gives_every_descriptor_to_sockets(void **state)
 {
     (void)state;
@@ -216,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_a_pipe_holding_bytes_or_grown_is_closed),
         cmocka_unit_test(test_the_pool_keeps_at_most_max_free),
         cmocka_unit_test(test_no_pipe_is_opened_past_the_limit),
+        cmocka_unit_test(test_a_lowered_limit_closes_pipes_handed_back),
         cmocka_unit_test(test_split_without_splice_gives_every_descriptor_to_sockets),
         cmocka_unit_test(test_split_with_splice_keeps_most_descriptors_for_sockets),
         cmocka_unit_test(test_split_with_explicit_max_leaves_pipes_the_rest),
