@@ -3,9 +3,9 @@
  *
  * A splice route moves a direction's bytes through a pipe. Like a ring's area, the pipe is taken
  * when the direction has something to read and handed back once it drains, so an idle pair holds
- * only its two sockets. A worker keeps a few empty pipes for reuse: a burst then costs no pipe2(),
- * fcntl() or close(). A pipe is reusable only empty and at the size new pipes get; a grown or
- * non-empty one is closed instead.
+ * only its two sockets. A worker keeps a few empty pipes for reuse, and apart from them a few grown
+ * ones for directions that stream: a burst then costs no pipe2(), fcntl() or close(). A pipe that
+ * still holds bytes is never kept.
  *
  * Each pipe is two file descriptors, and descriptors are the process's scarcest resource here: the
  * pipes open in the process (in use or kept) are counted against a process-wide limit that
@@ -18,41 +18,52 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct spipe {
     int rd, wr;         /* read and write ends, both non-blocking */
     size_t len;         /* bytes in the pipe */
-    size_t cap;         /* bytes it holds: the pool's base, more once grown */
-    struct spipe *next; /* in the free list */
+    size_t cap;         /* bytes it holds (F_GETPIPE_SZ, or what growing it got) */
+    size_t charged;     /* what the borrower counted against its buffer budget */
+    struct spipe *next; /* in a free list */
 };
 
 /* One per worker (never shared between threads); the two counters are process-wide. */
 struct pipepool {
-    struct spipe *free;
-    unsigned nfree;
-    unsigned max_free;  /* keep at most this many empty pipes */
-    size_t base;        /* a new pipe's size (F_GETPIPE_SZ), 0 until the first pipe */
-    atomic_uint *open;  /* pipes open in the process, kept ones included */
-    atomic_uint *limit; /* at most this many */
+    struct spipe *free;     /* empty pipes of the base size */
+    struct spipe *free_big; /* empty grown pipes, all of size big */
+    unsigned nfree, nfree_big;
+    unsigned max_free;      /* keep at most this many in each list */
+    size_t base;            /* a new pipe's size: the largest F_GETPIPE_SZ seen, 0 before */
+    size_t big;             /* the size of the grown pipes kept: the first one handed back */
+    uint64_t refused_until; /* after the kernel refused a pipe: no pipe2() before this (ms) */
+    atomic_uint *open;      /* pipes open in the process, kept ones included */
+    atomic_uint *limit;     /* at most this many */
 };
 
+#define PIPE_RETRY_MS 100 /* after EMFILE/ENFILE/ENOMEM, how long no new pipe is tried */
+
 void pipepool_init(struct pipepool *pp, unsigned max_free, atomic_uint *open, atomic_uint *limit);
-/* An empty pipe of the base size: a kept one, or a new one if the limit allows. NULL with errno
- * set (EMFILE/ENFILE or ENOMEM from the kernel, EAGAIN at the limit) when there is none. */
-struct spipe *pipepool_get(struct pipepool *pp);
-/* Hand a pipe back: kept if empty, at the base size, the pool has room and the process is within
- * the limit (lowered on reload, say); closed otherwise. */
+/*
+ * An empty pipe: a kept grown one if big and there is one, else a kept one of the base size, else a
+ * new one if the limit allows. NULL with errno set when there is none: EAGAIN at the limit, or what
+ * the kernel said (EMFILE, ENFILE, ENOMEM; then no new pipe is tried for PIPE_RETRY_MS).
+ */
+struct spipe *pipepool_get(struct pipepool *pp, bool big, uint64_t now_ms);
+/* Hand a pipe back: kept if empty, the process is within the limit (lowered on reload, say), and
+ * its list has room: base-size pipes in one, grown ones of one size in the other. Closed otherwise.
+ */
 void pipepool_put(struct pipepool *pp, struct spipe *p);
-/* Close kept pipes until at most keep remain; returns how many were closed. */
-unsigned pipepool_trim(struct pipepool *pp, unsigned keep);
+/* Close every kept pipe; returns how many. */
+unsigned pipepool_close_kept(struct pipepool *pp);
 void pipepool_destroy(struct pipepool *pp);
 
 /*
  * Share fds usable descriptors between sockets (two per connection) and pipes (two each).
  * max_connections 0 means "derive": every descriptor for sockets, or, when some route splices,
  * all but an eighth (at most PIPE_FDS_SHARE) that is left for pipes. An explicit max_connections
- * leaves pipes what its sockets do not need, and at least PIPES_MIN (a pipe the kernel then
- * refuses just means the ring).
+ * leaves pipes what its sockets do not need, and at least PIPES_MIN even if that is nothing (a
+ * pipe the kernel then refuses just means the ring).
  */
 #define PIPE_FDS_SHARE 1024
 #define PIPES_MIN      16

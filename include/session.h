@@ -76,6 +76,7 @@ struct session {
     uint8_t urg[2];          /* per side: urgent data was signalled (EPOLLPRI) */
     uint8_t streams[2];      /* per direction: the last read filled what it was offered */
     uint8_t grew[2];         /* per direction: its ring has grown once (logged) */
+    uint8_t pipe_flags[2];   /* per direction: PIPE_* in session.c */
     uint8_t attempts;        /* backend connects started */
     int32_t backend_idx;     /* in route->bal, -1 before the first attempt */
     uint64_t tried;          /* balancer_bit() of every backend attempted */

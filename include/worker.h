@@ -112,9 +112,10 @@ struct worker {
     struct bufpool pools[WORKER_MAX_POOLS];
     unsigned pool_users[WORKER_MAX_POOLS]; /* routes (of any live generation) using each pool */
     size_t npools;
-    size_t grown_bytes;    /* held by grown rings (from big_pools) and pipes, at most
-                              cfg->buffer_budget */
-    struct pipepool pipes; /* splice routes' pipes, borrowed per burst */
+    size_t grown_bytes;       /* held by grown rings (from big_pools) and pipes, at most
+                                 cfg->buffer_budget */
+    struct pipepool pipes;    /* splice routes' pipes, borrowed per burst */
+    uint64_t pipes_logged_at; /* when a pipe was last refused in the log */
 
     struct session *sessions; /* doubly linked, for shutdown */
     size_t nsessions;

@@ -207,7 +207,7 @@ static void on_accept(struct loop *l, struct io *io, uint32_t ev)
         case ENOBUFS:
         case ENOMEM:
             /* Empty pipes kept for splice routes are the descriptors to give up first. */
-            if ((-fd == EMFILE || -fd == ENFILE) && pipepool_trim(&w->pipes, 0) > 0)
+            if ((-fd == EMFILE || -fd == ENFILE) && pipepool_close_kept(&w->pipes) > 0)
                 continue;
             /* Say it once per episode, not every back-off period. */
             if (l->now >= w->fds_logged_at + ACCEPT_LOG_EVERY_MS) {

@@ -10,12 +10,7 @@
 
 void pipepool_init(struct pipepool *pp, unsigned max_free, atomic_uint *open, atomic_uint *limit)
 {
-    pp->free = NULL;
-    pp->nfree = 0;
-    pp->max_free = max_free;
-    pp->base = 0;
-    pp->open = open;
-    pp->limit = limit;
+    *pp = (struct pipepool){.max_free = max_free, .open = open, .limit = limit};
 }
 
 /* Count a pipe against the process-wide limit; false if it is reached. */
@@ -37,33 +32,43 @@ static void close_pipe(struct pipepool *pp, struct spipe *p)
     atomic_fetch_sub(pp->open, 1);
 }
 
-struct spipe *pipepool_get(struct pipepool *pp)
+static struct spipe *pop(struct spipe **list, unsigned *n)
 {
-    struct spipe *p = pp->free;
-    if (p) {
-        pp->free = p->next;
-        pp->nfree--;
-        p->next = NULL;
-        return p;
+    struct spipe *p = *list;
+    *list = p->next;
+    (*n)--;
+    p->next = NULL;
+    return p;
+}
+
+struct spipe *pipepool_get(struct pipepool *pp, bool big, uint64_t now_ms)
+{
+    if (big && pp->free_big)
+        return pop(&pp->free_big, &pp->nfree_big);
+    if (pp->free)
+        return pop(&pp->free, &pp->nfree);
+    if (now_ms < pp->refused_until) {
+        errno = EMFILE;
+        return NULL;
     }
     if (!reserve(pp)) {
         errno = EAGAIN;
         return NULL;
     }
-    p = malloc(sizeof(*p));
+    struct spipe *p = malloc(sizeof(*p));
     int fds[2];
     if (!p || pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
         int err = p ? errno : ENOMEM;
         free(p);
         atomic_fetch_sub(pp->open, 1);
+        pp->refused_until = now_ms + PIPE_RETRY_MS;
         errno = err;
         return NULL;
     }
-    if (!pp->base) {
-        int cap = fcntl(fds[1], F_GETPIPE_SZ);
-        pp->base = cap > 0 ? (size_t)cap : 4096;
-    }
-    *p = (struct spipe){.rd = fds[0], .wr = fds[1], .len = 0, .cap = pp->base, .next = NULL};
+    int cap = fcntl(fds[1], F_GETPIPE_SZ);
+    *p = (struct spipe){.rd = fds[0], .wr = fds[1], .cap = cap > 0 ? (size_t)cap : 4096};
+    if (p->cap > pp->base)
+        pp->base = p->cap;
     return p;
 }
 
@@ -71,32 +76,38 @@ void pipepool_put(struct pipepool *pp, struct spipe *p)
 {
     if (!p)
         return;
-    if (p->len || p->cap != pp->base || pp->nfree >= pp->max_free ||
-        atomic_load(pp->open) > atomic_load(pp->limit)) {
-        close_pipe(pp, p);
-        return;
+    p->charged = 0;
+    if (!p->len && atomic_load(pp->open) <= atomic_load(pp->limit)) {
+        if (p->cap == pp->base && pp->nfree < pp->max_free) {
+            p->next = pp->free;
+            pp->free = p;
+            pp->nfree++;
+            return;
+        }
+        if (p->cap > pp->base && (!pp->big || p->cap == pp->big) && pp->nfree_big < pp->max_free) {
+            pp->big = p->cap;
+            p->next = pp->free_big;
+            pp->free_big = p;
+            pp->nfree_big++;
+            return;
+        }
     }
-    p->next = pp->free;
-    pp->free = p;
-    pp->nfree++;
+    close_pipe(pp, p);
 }
 
-unsigned pipepool_trim(struct pipepool *pp, unsigned keep)
+unsigned pipepool_close_kept(struct pipepool *pp)
 {
-    unsigned closed = 0;
-    while (pp->nfree > keep) {
-        struct spipe *p = pp->free;
-        pp->free = p->next;
-        pp->nfree--;
-        close_pipe(pp, p);
-        closed++;
-    }
+    unsigned closed = pp->nfree + pp->nfree_big;
+    while (pp->free)
+        close_pipe(pp, pop(&pp->free, &pp->nfree));
+    while (pp->free_big)
+        close_pipe(pp, pop(&pp->free_big, &pp->nfree_big));
     return closed;
 }
 
 void pipepool_destroy(struct pipepool *pp)
 {
-    pipepool_trim(pp, 0);
+    pipepool_close_kept(pp);
 }
 
 void fd_budget_split(long fds, unsigned max_connections, bool splice, unsigned *connections,
@@ -114,8 +125,8 @@ void fd_budget_split(long fds, unsigned max_connections, bool splice, unsigned *
     if (conns < 1)
         conns = 1;
     long p = (fds - 2 * conns) / 2;
-    if (p < PIPES_MIN)
-        p = PIPES_MIN;
+    if (p < 0 || (max_connections && p < PIPES_MIN))
+        p = max_connections ? PIPES_MIN : 0;
     *connections = (unsigned)conns;
     *pipes = splice ? (unsigned)p : 0;
 }

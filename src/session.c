@@ -201,32 +201,61 @@ static bool cut_short(const struct session *s, int dir)
 /*
  * A splice route's direction borrows a pipe when its source may have bytes and its ring is empty,
  * and gives it back once the pipe is empty and the source drained (see pipepool.h): an idle pair
- * holds no pipe. A grown pipe stays with its direction until the pair closes (growing again on
- * every burst would cost an fcntl each time). No pipe to be had means the ring carries the burst.
+ * holds no pipe. A direction that has streamed borrows a grown pipe when the worker keeps one, so a
+ * stream does not pay an fcntl to grow on every burst; while borrowed, what a grown pipe holds
+ * beyond a new one counts against buffer_budget. No pipe to be had means the ring carries the
+ * burst.
  */
+#define PIPE_STREAMS      0x1 /* the direction streamed: it wants a grown pipe */
+#define PIPE_NO_GROW      0x2 /* the kernel refused to grow its pipe: not tried again */
+#define PIPE_LOGGED       0x4 /* its first growth was logged */
+#define PIPE_LOG_EVERY_MS 10000
+
+/* Why no pipe, said at most once per PIPE_LOG_EVERY_MS per worker: the rings then carry bursts. */
+static void pipe_refused(struct session *s, int err)
+{
+    struct worker *w = s->w;
+    if (w->pipes_logged_at && w->loop.now < w->pipes_logged_at + PIPE_LOG_EVERY_MS)
+        return;
+    w->pipes_logged_at = w->loop.now;
+    if (err == EAGAIN)
+        log_info("route %s: all %u pipes in use: bursts relay through the rings until one is "
+                 "free",
+                 s->route->conf->name, atomic_load(&w->shared->max_pipes));
+    else
+        log_warn("route %s: no pipe (%s): bursts relay through the rings meanwhile",
+                 s->route->conf->name, strerror(err));
+}
+
 static bool pipe_take(struct session *s, int dir)
 {
-    s->pipe[dir] = pipepool_get(&s->w->pipes);
-    if (!s->pipe[dir]) {
-        log_debug("route %s: no pipe for %s (%s): relaying through the ring", s->route->conf->name,
-                  dir == DIR_UP ? "client->backend" : "backend->client",
-                  errno == EAGAIN ? "pipe limit reached" : strerror(errno));
+    struct worker *w = s->w;
+    struct pipepool *pp = &w->pipes;
+    size_t budget = s->route->cfg->buffer_budget;
+    struct spipe *p = pipepool_get(pp, s->pipe_flags[dir] & PIPE_STREAMS, w->loop.now);
+    if (p && p->cap > pp->base && w->grown_bytes + (p->cap - pp->base) > budget) {
+        pipepool_put(pp, p); /* no budget for a grown one: a new-sized pipe instead */
+        p = pipepool_get(pp, false, w->loop.now);
+    }
+    if (!p) {
+        pipe_refused(s, errno);
         return false;
     }
+    p->charged = p->cap > pp->base ? p->cap - pp->base : 0;
+    w->grown_bytes += p->charged;
+    s->pipe[dir] = p;
     return true;
 }
 
-/* Give a direction's pipe back (closed if it still holds bytes), with what growing it took from
- * the worker's budget. */
+/* Give a direction's pipe back (closed if it still holds bytes) with what it counted against the
+ * worker's budget. */
 static void pipe_give_back(struct session *s, int dir)
 {
     struct spipe *p = s->pipe[dir];
     if (!p)
         return;
-    struct pipepool *pp = &s->w->pipes;
-    if (p->cap > pp->base)
-        s->w->grown_bytes -= p->cap - pp->base;
-    pipepool_put(pp, p);
+    s->w->grown_bytes -= p->charged;
+    pipepool_put(&s->w->pipes, p);
     s->pipe[dir] = NULL;
 }
 
@@ -460,8 +489,9 @@ static enum session_cause splice_cause(const struct session *s, const struct io 
 /*
  * A splice out of a TCP socket stops at urgent data and reports EAGAIN although bytes are still
  * queued, and keeps doing so: only a read() moves past the mark (dropping the urgent byte, as the
- * ring path's reads do). Called when a splice into an empty pipe would block on a side that
- * signalled urgent data: if the socket is at the mark, read what follows into the pipe. Returns 1
+ * ring path's reads do); once the FIN is in, it reports 0 there instead. Called when a splice into
+ * an empty pipe would block or returns 0 on a side that signalled urgent data: if the socket is at
+ * the mark, read what follows into the pipe. Returns 1
  * if that made progress, 0 if the socket is simply drained, -1 if the session closed.
  */
 static int past_urgent_mark(struct session *s, int dir)
@@ -495,14 +525,15 @@ static int past_urgent_mark(struct session *s, int dir)
 }
 
 /*
- * The splice counterpart of ring_take(): the first time a direction streams (one splice moved
- * stream_mark() bytes, or a whole pipe's worth), its pipe is resized to buffer_max (rounded up to a
- * power of two pages, as the kernel does) if the worker's buffer_budget allows, and keeps that size
- * until the pair closes. (Shrinking it back whenever a splice moved little was measured: a stream
- * then flaps between sizes, an fcntl each time.) A pipe's size is what it may pin in the kernel
- * while bytes are in flight, so grown pipes count against the same budget as grown rings. A resize
- * the kernel refuses (the per-user pipe limits, say) leaves the pipe as it was, and is not tried
- * again for the direction.
+ * The splice counterpart of ring_take(): when a direction streams (one splice moved stream_mark()
+ * bytes, or a whole pipe's worth), its pipe is resized to buffer_max (rounded up to a power of two
+ * pages, as the kernel does) if the worker's buffer_budget allows. From then on the direction
+ * borrows grown pipes, which the worker keeps apart from new-sized ones, so a stream pays the fcntl
+ * once, not on every burst. (Shrinking a pipe back whenever a splice moved little was measured: a
+ * stream then flaps between sizes, an fcntl each time.) A pipe's size is what it may pin in the
+ * kernel while bytes are in flight, so a borrowed grown pipe counts against the same budget as
+ * grown rings. A resize the kernel refuses (the per-user pipe limits, say) leaves the pipe as it
+ * was, and is not tried again for the direction.
  */
 /* The size the kernel makes a pipe asked to hold n bytes: a power of two pages. */
 static size_t pipe_round(size_t n)
@@ -518,18 +549,22 @@ static void pipe_grow(struct session *s, int dir)
     struct spipe *p = s->pipe[dir];
     struct route_rt *rt = s->route;
     size_t want = pipe_round(settings_buffer_max(&rt->conf->s));
-    if (s->grew[dir] || want <= p->cap || want > INT_MAX ||
+    if ((s->pipe_flags[dir] & PIPE_NO_GROW) || want <= p->cap || want > INT_MAX ||
         s->w->grown_bytes + (want - p->cap) > rt->cfg->buffer_budget)
         return;
-    s->grew[dir] = 1;
     int got = fcntl(p->wr, F_SETPIPE_SZ, (int)want);
     if (got < 0 || (size_t)got <= p->cap) {
+        s->pipe_flags[dir] |= PIPE_NO_GROW;
         log_debug("route %s: cannot grow a pipe to %zu bytes (%s)", rt->conf->name, want,
                   got < 0 ? strerror(errno) : "refused");
         return;
     }
     s->w->grown_bytes += (size_t)got - p->cap;
+    p->charged += (size_t)got - p->cap;
     p->cap = (size_t)got;
+    if (s->pipe_flags[dir] & PIPE_LOGGED)
+        return;
+    s->pipe_flags[dir] |= PIPE_LOGGED;
     char b[32];
     config_format_size((size_t)got, b, sizeof(b));
     log_debug("route %s: %s streams: its pipe grows to %s", rt->conf->name,
@@ -581,14 +616,28 @@ static bool relay_splice(struct session *s, int dir)
             if (n > 0) {
                 p->len += (size_t)n;
                 /* One splice moves at most a pipe's worth. */
-                size_t mark = stream_mark(s) < s->w->pipes.base ? stream_mark(s) : s->w->pipes.base;
-                if ((size_t)n >= mark && !s->grew[dir])
+                size_t base = s->w->pipes.base;
+                if ((size_t)n >= (stream_mark(s) < base ? stream_mark(s) : base)) {
+                    s->pipe_flags[dir] |= PIPE_STREAMS;
                     pipe_grow(s, dir);
+                }
                 s->last_active_ms = s->w->loop.now;
                 progress = true;
             } else if (n == 0) {
-                mark_eof(s, dir);
-                progress = true;
+                /* A splice stops at an urgent mark and, once the FIN is in, reports 0 there
+                 * although bytes may follow the mark (its EPOLLPRI may not even have been seen
+                 * yet): the end of the stream only if the socket is not at a mark. At one, the
+                 * pipe is emptied first, then past_urgent_mark() reads on. */
+                int at_mark = 0;
+                if (ioctl(src->fd, SIOCATMARK, &at_mark) == -1 || !at_mark) {
+                    mark_eof(s, dir);
+                    progress = true;
+                } else if (p->len == 0) {
+                    s->urg[dir] = 1;
+                    if (past_urgent_mark(s, dir) < 0)
+                        return false;
+                    progress = true;
+                }
             } else if (errno == EAGAIN || errno == EINTR) {
                 /* Either the socket is drained or the pipe is out of buffers: only an empty
                  * pipe tells them apart. A full pipe is retried after the next flush. */
@@ -611,7 +660,7 @@ static bool relay_splice(struct session *s, int dir)
         if (!progress)
             break;
     }
-    if (p->len == 0 && (!src_ready || s->eof[dir]) && p->cap == s->w->pipes.base)
+    if (p->len == 0 && (!src_ready || s->eof[dir]))
         pipe_give_back(s, dir);
     return relay_done(s, dir, src_ready, dst_ready, round == RELAY_ROUNDS);
 }
@@ -777,7 +826,7 @@ static void connect_next(struct session *s)
         s->backend_idx = (int32_t)idx;
         const struct backend_conf *b = rt->bal.b[idx].conf;
         int fd = sock_connect(&b->addr);
-        if ((fd == -EMFILE || fd == -ENFILE) && pipepool_trim(&w->pipes, 0) > 0) {
+        if ((fd == -EMFILE || fd == -ENFILE) && pipepool_close_kept(&w->pipes) > 0) {
             /* The backend socket matters more than pipes kept for reuse. */
             log_debug("route %s: out of file descriptors: closed the pipes kept for reuse",
                       rt->conf->name);

@@ -120,7 +120,7 @@ static int do_swap(struct worker *w)
     }
     loop_coalesce_enable(&w->loop, g->cfg->coalesce);
     if (!config_any_splice(g->cfg))
-        pipepool_trim(&w->pipes, 0); /* pipes still borrowed are closed as they come back */
+        pipepool_close_kept(&w->pipes); /* pipes still borrowed are closed as they come back */
     struct wgen *old = w->gen;
     w->gen = g;
     wgen_unref(old);

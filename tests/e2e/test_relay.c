@@ -497,6 +497,34 @@ static void test_urgent_byte_dropped_stream_goes_on(void **state)
     ferry_stop(p.ferry);
 }
 
+/* Urgent data right before the FIN, in each direction: the bytes around the urgent one arrive,
+ * then the end of the stream, and the pair ends cleanly (no reset from bytes left unread). */
+static void test_urgent_byte_then_fin(void **state)
+{
+    (void)state;
+    for (int d = 0; d < 2; d++) {
+        struct pair p;
+        open_pair(&p, 0, "");
+        int from = d == 0 ? p.client : p.backend, to = d == 0 ? p.backend : p.client;
+        send_str(from, "abc");
+        assert_int_equal(send(from, "X", 1, MSG_OOB), 1);
+        send_str(from, "def");
+        shut_wr(from);
+        recv_expect(to, "abcdef");
+        assert_int_equal(wait_closed(to, NET_TIMEOUT_MS, NULL), 0);
+        send_str(to, "bye");
+        shut_wr(to);
+        recv_expect(from, "bye");
+        assert_int_equal(wait_closed(from, NET_TIMEOUT_MS, NULL), 0);
+        assert_true(ferry_wait_log(p.ferry, "cause=", NET_TIMEOUT_MS));
+        assert_int_equal(ferry_count_log(p.ferry, "reset"), 0);
+        close_fd(p.client);
+        close_fd(p.backend);
+        close_fd(p.lfd);
+        ferry_stop(p.ferry);
+    }
+}
+
 /*
  * The variant really is the one it claims: on a splice route a direction borrows a pipe (two fds)
  * for each burst and hands it back when it drains, so exchanges one after another, on several
@@ -752,6 +780,7 @@ int main(void)
         E2E_TEST(test_ipv6_listener),
         E2E_TEST(test_pipes_only_while_bytes_are_in_flight),
         E2E_TEST(test_urgent_byte_dropped_stream_goes_on),
+        E2E_TEST(test_urgent_byte_then_fin),
         E2E_TEST(test_streaming_direction_grows_its_buffer),
         E2E_TEST(test_buffer_budget_bounds_grown_buffers),
         E2E_TEST(test_growth_counts_what_the_kernel_grants),

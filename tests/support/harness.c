@@ -672,6 +672,11 @@ int proc_pipe_count(pid_t pid)
     return count_fds(pid, "pipe:");
 }
 
+int proc_socket_count(pid_t pid)
+{
+    return count_fds(pid, "socket:");
+}
+
 bool log_field(const char *line, const char *key, char *out, size_t size)
 {
     char pat[128];

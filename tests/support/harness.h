@@ -94,6 +94,8 @@ double proc_cpu_seconds(pid_t pid);
 int proc_fd_count(pid_t pid);
 /* How many of those are pipes, -1 if unreadable. */
 int proc_pipe_count(pid_t pid);
+/* How many are sockets, -1 if unreadable. */
+int proc_socket_count(pid_t pid);
 
 /* ---- access log fields ---- */
 /*
