@@ -754,9 +754,12 @@ int server_run(struct config *cfg)
     warn_no_idle_timeout(cfg);
     update_watch(&srv);
     arm_resolve(&srv);
-    log_info("ready generation=%u routes=%zu listeners=%zu workers=%u max_connections=%u",
+    char pipes[32] = "";
+    if (config_any_splice(cfg))
+        snprintf(pipes, sizeof pipes, " max_pipes=%u", atomic_load(&srv.shared.max_pipes));
+    log_info("ready generation=%u routes=%zu listeners=%zu workers=%u max_connections=%u%s",
              srv.generation, cfg->nroutes, srv.nlsocks, srv.nworkers,
-             atomic_load(&srv.shared.max_connections));
+             atomic_load(&srv.shared.max_connections), pipes);
 
     rc = loop_run(&srv.loop);
     if (rc != 0)

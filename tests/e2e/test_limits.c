@@ -454,7 +454,8 @@ static void test_kept_pipes_give_way_to_sockets(void **state)
 }
 
 /* A splice route leaves most descriptors to sockets: the derived max_connections is not cut to a
- * third (six descriptors per pair) but stays within an eighth of a route without splice. */
+ * third (six descriptors per pair) but stays within an eighth of a route without splice, and the
+ * ready line says how many pipes the rest allows. */
 static void test_splice_route_keeps_most_of_the_derived_limit(void **state)
 {
     (void)state;
@@ -473,6 +474,16 @@ static void test_splice_route_keeps_most_of_the_derived_limit(void **state)
         const char *at = strstr(err, "max_connections=");
         assert_non_null(at);
         derived[splice] = (unsigned)strtoul(at + strlen("max_connections="), NULL, 10);
+        const char *pipes = strstr(err, "max_pipes=");
+        if (splice) {
+            /* What is left for pipes is said, and sockets and pipes together fit the limit. */
+            assert_non_null(pipes);
+            unsigned n = (unsigned)strtoul(pipes + strlen("max_pipes="), NULL, 10);
+            assert_true(n >= 200);
+            assert_true(2 * derived[splice] + 2 * n <= 4000);
+        } else {
+            assert_null(pipes);
+        }
         free(err);
         ferry_stop(f);
     }
