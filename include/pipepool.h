@@ -33,6 +33,7 @@ struct pipepool {
     struct spipe *free;     /* empty pipes of the base size */
     struct spipe *free_big; /* empty grown pipes, all of size big */
     unsigned nfree, nfree_big;
+    unsigned low, low_big;  /* the fewest kept in each list since the last pipepool_trim() */
     unsigned max_free;      /* keep at most this many in each list */
     size_t base;            /* a new pipe's size: the largest F_GETPIPE_SZ seen, 0 before */
     size_t big;             /* the size of the grown pipes kept: the first one handed back */
@@ -54,6 +55,9 @@ struct spipe *pipepool_get(struct pipepool *pp, bool big, uint64_t now_ms);
  * its list has room: base-size pipes in one, grown ones of one size in the other. Closed otherwise.
  */
 void pipepool_put(struct pipepool *pp, struct spipe *p);
+/* Close the kept pipes that stayed unused since the last call (the fewest each list held in that
+ * time); returns how many. */
+unsigned pipepool_trim(struct pipepool *pp);
 /* Close every kept pipe; returns how many. */
 unsigned pipepool_close_kept(struct pipepool *pp);
 void pipepool_destroy(struct pipepool *pp);

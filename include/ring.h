@@ -39,6 +39,7 @@ struct bufpool {
     size_t nfree;  /* buffers in the free list */
     size_t max;    /* keep at most this many free; beyond, buffers go back to malloc */
     size_t in_use; /* buffers handed out and not yet returned */
+    size_t low;    /* the fewest free buffers since the last bufpool_trim() */
 };
 
 void ring_init(struct ring *r, size_t size);
@@ -77,6 +78,9 @@ void ring_release(struct ring *r, struct bufpool *pool);
 void bufpool_init(struct bufpool *p, size_t size, size_t max_free);
 void *bufpool_get(struct bufpool *p);
 void bufpool_put(struct bufpool *p, void *buf);
+/* Free the buffers that stayed free since the last call (the fewest the free list held in that
+ * time): a pool keeps what its bursts use and returns what outlived them. Returns how many. */
+size_t bufpool_trim(struct bufpool *p);
 /* Free every buffer in the free list (buffers in use are the caller's to return first). */
 void bufpool_destroy(struct bufpool *p);
 

@@ -29,7 +29,8 @@ struct session;
 struct worker;
 
 #define WORKER_MAX_POOLS  64
-#define WORKER_PIPES_KEPT 16 /* empty pipes a worker keeps for the next bursts */
+#define WORKER_PIPES_KEPT 16   /* empty pipes a worker keeps for the next bursts */
+#define WORKER_TRIM_MS    5000 /* kept buffers and pipes unused this long are released */
 
 /* Process-wide state shared by all workers. */
 struct shared {
@@ -106,6 +107,7 @@ struct worker {
     size_t nlisteners;
     unsigned accept_block;          /* ACCEPT_BLOCK_* */
     struct loop_timer accept_timer; /* ends an ACCEPT_BLOCK_FDS back-off */
+    struct loop_timer trim_timer;   /* every WORKER_TRIM_MS: release what bursts left unused */
     uint64_t fds_logged_at;         /* when EMFILE/ENFILE was last logged */
 
     /* One pool per distinct buffer size in use; a slot is reused once no route refers to it. */

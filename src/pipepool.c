@@ -32,11 +32,13 @@ static void close_pipe(struct pipepool *pp, struct spipe *p)
     atomic_fetch_sub(pp->open, 1);
 }
 
-static struct spipe *pop(struct spipe **list, unsigned *n)
+static struct spipe *pop(struct spipe **list, unsigned *n, unsigned *low)
 {
     struct spipe *p = *list;
     *list = p->next;
     (*n)--;
+    if (*n < *low)
+        *low = *n;
     p->next = NULL;
     return p;
 }
@@ -44,9 +46,9 @@ static struct spipe *pop(struct spipe **list, unsigned *n)
 struct spipe *pipepool_get(struct pipepool *pp, bool big, uint64_t now_ms)
 {
     if (big && pp->free_big)
-        return pop(&pp->free_big, &pp->nfree_big);
+        return pop(&pp->free_big, &pp->nfree_big, &pp->low_big);
     if (pp->free)
-        return pop(&pp->free, &pp->nfree);
+        return pop(&pp->free, &pp->nfree, &pp->low);
     if (now_ms < pp->refused_until) {
         errno = EMFILE;
         return NULL;
@@ -95,14 +97,46 @@ void pipepool_put(struct pipepool *pp, struct spipe *p)
     close_pipe(pp, p);
 }
 
+static unsigned close_all(struct pipepool *pp, struct spipe **list, unsigned *nfree, unsigned *low)
+{
+    unsigned closed = 0;
+    while (*list) {
+        close_pipe(pp, pop(list, nfree, low));
+        closed++;
+    }
+    *low = 0;
+    return closed;
+}
+
+/* Close the n least recently kept pipes of a list (its tail: the list is last-in first-out). */
+static unsigned trim_list(struct pipepool *pp, struct spipe **list, unsigned *nfree, unsigned *low)
+{
+    unsigned n = *low < *nfree ? *low : *nfree;
+    struct spipe **link = list;
+    for (unsigned i = 0; i < *nfree - n; i++)
+        link = &(*link)->next;
+    struct spipe *p = *link;
+    *link = NULL;
+    while (p) {
+        struct spipe *next = p->next;
+        close_pipe(pp, p);
+        p = next;
+    }
+    *nfree -= n;
+    *low = *nfree;
+    return n;
+}
+
+unsigned pipepool_trim(struct pipepool *pp)
+{
+    return trim_list(pp, &pp->free, &pp->nfree, &pp->low) +
+           trim_list(pp, &pp->free_big, &pp->nfree_big, &pp->low_big);
+}
+
 unsigned pipepool_close_kept(struct pipepool *pp)
 {
-    unsigned closed = pp->nfree + pp->nfree_big;
-    while (pp->free)
-        close_pipe(pp, pop(&pp->free, &pp->nfree));
-    while (pp->free_big)
-        close_pipe(pp, pop(&pp->free_big, &pp->nfree_big));
-    return closed;
+    return close_all(pp, &pp->free, &pp->nfree, &pp->low) +
+           close_all(pp, &pp->free_big, &pp->nfree_big, &pp->low_big);
 }
 
 void pipepool_destroy(struct pipepool *pp)

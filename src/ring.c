@@ -128,6 +128,7 @@ void bufpool_init(struct bufpool *p, size_t size, size_t max_free)
     p->nfree = 0;
     p->max = max_free;
     p->in_use = 0;
+    p->low = 0;
 }
 
 void *bufpool_get(struct bufpool *p)
@@ -136,6 +137,8 @@ void *bufpool_get(struct bufpool *p)
     if (b) {
         memcpy(&p->free, b, sizeof(void *));
         p->nfree--;
+        if (p->nfree < p->low)
+            p->low = p->nfree;
     } else {
         /* A buffer holds at least the free-list link. */
         b = malloc(p->size < sizeof(void *) ? sizeof(void *) : p->size);
@@ -157,6 +160,28 @@ void bufpool_put(struct bufpool *p, void *buf)
     memcpy(buf, &p->free, sizeof(void *));
     p->free = buf;
     p->nfree++;
+}
+
+size_t bufpool_trim(struct bufpool *p)
+{
+    size_t n = p->low < p->nfree ? p->low : p->nfree;
+    if (n) {
+        /* The list is last-in first-out: the buffers no burst took are its tail. */
+        void **link = &p->free;
+        for (size_t i = 0; i < p->nfree - n; i++)
+            link = (void **)*link;
+        void *b = *link;
+        *link = NULL;
+        while (b) {
+            void *next;
+            memcpy(&next, b, sizeof(void *));
+            free(b);
+            b = next;
+        }
+        p->nfree -= n;
+    }
+    p->low = p->nfree;
+    return n;
 }
 
 void bufpool_destroy(struct bufpool *p)

@@ -5,6 +5,9 @@
 #include "worker.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -206,6 +209,32 @@ static void on_coalesce(struct loop *l)
         log_debug("worker %u: blocks as soon as idle again: %s", w->id, why);
 }
 
+/*
+ * After a burst, the pools keep up to 8 MiB of buffers per size (and up to 16 pipes of each kind)
+ * for the next one. What none of the bursts of a whole WORKER_TRIM_MS period used goes back: the
+ * buffers to malloc, and the heap's free pages to the system, so a worker that served thousands of
+ * connections once does not hold their memory for good.
+ */
+static void on_trim(struct loop *l, struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, trim_timer);
+    size_t freed = 0;
+    for (size_t i = 0; i < w->npools; i++)
+        freed += bufpool_trim(&w->pools[i]) * w->pools[i].size;
+    unsigned closed = pipepool_trim(&w->pipes);
+#ifdef __GLIBC__
+    if (freed)
+        malloc_trim(0);
+#endif
+    if (freed || closed) {
+        char b[32];
+        config_format_size(freed, b, sizeof(b));
+        log_debug("worker %u: released %s of buffers and %u pipes unused for %dms", w->id, b,
+                  closed, WORKER_TRIM_MS);
+    }
+    loop_timer_arm(l, t, l->now + WORKER_TRIM_MS);
+}
+
 int worker_init(struct worker *w, unsigned id, struct shared *shared, int exit_efd)
 {
     memset(w, 0, sizeof(*w));
@@ -231,6 +260,8 @@ int worker_init(struct worker *w, unsigned id, struct shared *shared, int exit_e
         return rc;
     }
     loop_timer_init(&w->accept_timer, listener_on_backoff);
+    loop_timer_init(&w->trim_timer, on_trim);
+    loop_timer_arm(&w->loop, &w->trim_timer, w->loop.now + WORKER_TRIM_MS);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     return 0;
@@ -277,6 +308,7 @@ void worker_destroy(struct worker *w)
     wgen_unref(w->gen);
     w->gen = NULL;
     loop_timer_cancel(&w->loop, &w->accept_timer);
+    loop_timer_cancel(&w->loop, &w->trim_timer);
     for (size_t i = 0; i < w->npools; i++)
         bufpool_destroy(&w->pools[i]);
     pipepool_destroy(&w->pipes);

@@ -453,6 +453,71 @@ static void test_kept_pipes_give_way_to_sockets(void **state)
     }
 }
 
+/*
+ * Buffers a burst needed are kept for the next one, but not for good: N clients stream toward
+ * backends that read nothing yet, so ferry holds N grown rings at once; once everything is
+ * delivered and the pairs are gone, the pools give back what no burst has used for a whole trim
+ * period, and ferry's RSS comes back to about where it was before the burst.
+ */
+static void test_buffers_left_unused_after_a_burst_are_released(void **state)
+{
+    (void)state;
+    enum { N = 20 };
+    const uint64_t total = 16u * MIB;
+    int bport, lport = free_port(AF_INET);
+    int lfd = listen_loopback(AF_INET, N, 0, &bport);
+    assert_ok(lfd, "backend listen");
+    struct ferry *f = ferry_start(tfmt("log: {level: debug}\n"
+                                       "routes:\n"
+                                       "  - name: burst\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, bport));
+    pid_t pid = ferry_pid(f);
+    int client[N], backend[N];
+    struct pump *tx[N], *rx[N];
+    for (int i = 0; i < N; i++) {
+        client[i] = connect_ok(lport);
+        backend[i] = accept_timeout(lfd, NET_TIMEOUT_MS);
+        assert_ok(backend[i], "ferry did not connect to the backend");
+    }
+    long rss0 = proc_rss_kib(pid);
+    for (int i = 0; i < N; i++)
+        tx[i] = pump_send(client[i], total, 70 + (uint32_t)i, true, 20000);
+    for (int i = 0; i < N; i++)
+        assert_true(pump_wait_stalled(tx[i], 300, 20000));
+    /* Each stalled direction holds a full ring (grown to 256KiB: it streams). */
+    long rss1 = proc_rss_kib(pid);
+    assert_true(rss1 >= rss0 + N * 256 / 2);
+    for (int i = 0; i < N; i++)
+        rx[i] = pump_recv(backend[i], 20000);
+    for (int i = 0; i < N; i++) {
+        struct pump_result sent, got;
+        pump_join(tx[i], 30000, &sent);
+        pump_join(rx[i], 30000, &got);
+        assert_same_stream(&sent, &got, total);
+        close_fd(client[i]);
+        close_fd(backend[i]);
+    }
+    assert_true(ferry_wait_log_count(f, "cause=", N, NET_TIMEOUT_MS));
+    long rss2 = proc_rss_kib(pid);
+    /* Within two trim periods: one starts counting, the next releases. */
+    assert_true(ferry_wait_log(f, "of buffers and", 3 * 5000));
+    long rss3 = rss2;
+    for (int64_t end = now_ms() + 5000; now_ms() < end;) {
+        rss3 = proc_rss_kib(pid);
+        if (rss3 <= rss0 + 1024)
+            break;
+        poll(NULL, 0, 50);
+    }
+    print_message("ferry RSS: %ld KiB with %d idle pairs, %ld with their rings full, %ld after "
+                  "they left, %ld after the trim\n",
+                  rss0, N, rss1, rss2, rss3);
+    assert_true(rss3 <= rss0 + 1024);
+    close_fd(lfd);
+    ferry_stop(f);
+}
+
 /* A splice route leaves most descriptors to sockets: the derived max_connections is not cut to a
  * third (six descriptors per pair) but stays within an eighth of a route without splice, and the
  * ready line says how many pipes the rest allows. */
@@ -506,6 +571,7 @@ int main(void)
         E2E_TEST(test_splice_pipe_limit_falls_back_to_rings),
         E2E_TEST(test_kept_pipes_give_way_to_sockets),
         E2E_TEST(test_splice_route_keeps_most_of_the_derived_limit),
+        E2E_TEST(test_buffers_left_unused_after_a_burst_are_released),
     };
     return E2E_MAIN(tests);
 }

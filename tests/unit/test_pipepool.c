@@ -171,6 +171,38 @@ static void test_the_pool_keeps_at_most_max_free(void **state)
     assert_int_equal(atomic_load(&f.open), 0);
 }
 
+/* Kept pipes that no burst used for a whole period are closed, in both lists. */
+static void test_trim_closes_pipes_no_burst_used(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup(&f, 4, 8);
+    struct spipe *p[3];
+    for (int i = 0; i < 3; i++) {
+        p[i] = pipepool_get(&f.pp, false, 0);
+        assert_non_null(p[i]);
+    }
+    struct spipe *g = grown(&f, 4 * 65536);
+    for (int i = 0; i < 3; i++)
+        pipepool_put(&f.pp, p[i]);
+    pipepool_put(&f.pp, g);
+    assert_int_equal(f.pp.nfree, 3);
+    assert_int_equal(f.pp.nfree_big, 1);
+    assert_int_equal(pipepool_trim(&f.pp), 0); /* starts the period */
+    struct spipe *used = pipepool_get(&f.pp, false, 0);
+    pipepool_put(&f.pp, used);
+    /* Two new-sized and the grown one stayed unused: closed; the one used stays. */
+    assert_int_equal(pipepool_trim(&f.pp), 3);
+    assert_int_equal(f.pp.nfree, 1);
+    assert_int_equal(f.pp.nfree_big, 0);
+    assert_int_equal(atomic_load(&f.open), 1);
+    assert_ptr_equal(pipepool_get(&f.pp, false, 0), used);
+    pipepool_put(&f.pp, used);
+    assert_int_equal(pipepool_trim(&f.pp), 0);
+    assert_int_equal(pipepool_trim(&f.pp), 1);
+    assert_int_equal(atomic_load(&f.open), 0);
+}
+
 /* The limit counts every pipe open in the process, other pools' and kept ones included. */
 static void test_no_pipe_is_opened_past_the_limit(void **state)
 {
@@ -324,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_a_pipe_holding_bytes_is_closed),
         cmocka_unit_test(test_grown_pipes_go_to_who_streams),
         cmocka_unit_test(test_the_pool_keeps_at_most_max_free),
+        cmocka_unit_test(test_trim_closes_pipes_no_burst_used),
         cmocka_unit_test(test_no_pipe_is_opened_past_the_limit),
         cmocka_unit_test(test_a_lowered_limit_closes_pipes_handed_back),
         cmocka_unit_test(test_a_refused_pipe_is_not_retried_at_once),

@@ -626,6 +626,42 @@ static void test_bufpool_keeps_at_most_max_free(void **state)
     bufpool_destroy(&p); /* ASan's leak check sees anything freed twice or never */
 }
 
+/* A trim frees what stayed free since the previous one, and keeps what was used in between. */
+static void test_bufpool_trim_frees_what_no_burst_used(void **state)
+{
+    (void)state;
+    struct bufpool p;
+    void *b[6];
+    bufpool_init(&p, 256, 8);
+    for (int i = 0; i < 6; i++)
+        b[i] = bufpool_get(&p);
+    for (int i = 0; i < 6; i++)
+        bufpool_put(&p, b[i]);
+    assert_int_equal(p.nfree, 6);
+    /* The first trim only starts the period: the burst just ended. */
+    assert_int_equal(bufpool_trim(&p), 0);
+    assert_int_equal(p.nfree, 6);
+    /* A burst of two during the period: four were never taken, and go. */
+    void *x = bufpool_get(&p), *y = bufpool_get(&p);
+    bufpool_put(&p, x);
+    bufpool_put(&p, y);
+    assert_int_equal(bufpool_trim(&p), 4);
+    assert_int_equal(p.nfree, 2);
+    /* The two kept are handed out again, then the pool allocates. */
+    void *a = bufpool_get(&p), *c = bufpool_get(&p), *d = bufpool_get(&p);
+    assert_true((a == x || a == y) && (c == x || c == y));
+    assert_int_equal(p.in_use, 3);
+    bufpool_put(&p, a);
+    bufpool_put(&p, c);
+    bufpool_put(&p, d);
+    /* A period with no use at all frees the rest, the one after frees nothing more. */
+    assert_int_equal(bufpool_trim(&p), 0); /* low was 0 during the last burst */
+    assert_int_equal(bufpool_trim(&p), 3);
+    assert_int_equal(p.nfree, 0);
+    assert_int_equal(bufpool_trim(&p), 0);
+    bufpool_destroy(&p);
+}
+
 static void test_bufpool_with_max_free_zero_caches_nothing(void **state)
 {
     (void)state;
@@ -803,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_random_sequences_match_a_reference_model),
         cmocka_unit_test(test_bufpool_reuses_returned_buffers),
         cmocka_unit_test(test_bufpool_keeps_at_most_max_free),
+        cmocka_unit_test(test_bufpool_trim_frees_what_no_burst_used),
         cmocka_unit_test(test_bufpool_with_max_free_zero_caches_nothing),
         cmocka_unit_test(test_bufpool_tiny_buffers),
         cmocka_unit_test(test_acquire_takes_one_area_and_is_idempotent),
