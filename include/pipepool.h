@@ -36,8 +36,9 @@ struct pipepool {
     unsigned low, low_big;  /* the fewest kept in each list since the last pipepool_trim() */
     unsigned max_free;      /* keep at most this many in each list */
     size_t base;            /* a new pipe's size: the largest F_GETPIPE_SZ seen, 0 before */
-    size_t big;             /* the size of the grown pipes kept: the first one handed back */
+    size_t big;             /* the size of the grown pipes kept (set by the first one kept) */
     uint64_t refused_until; /* after the kernel refused a pipe: no pipe2() before this (ms) */
+    int refused_errno;      /* what it said */
     atomic_uint *open;      /* pipes open in the process, kept ones included */
     atomic_uint *limit;     /* at most this many */
 };
@@ -46,14 +47,15 @@ struct pipepool {
 
 void pipepool_init(struct pipepool *pp, unsigned max_free, atomic_uint *open, atomic_uint *limit);
 /*
- * An empty pipe: a kept grown one if big and there is one, else a kept one of the base size, else a
- * new one if the limit allows. NULL with errno set when there is none: EAGAIN at the limit, or what
- * the kernel said (EMFILE, ENFILE, ENOMEM; then no new pipe is tried for PIPE_RETRY_MS).
+ * An empty pipe: a kept grown one if big is their size (0: not wanted), else a kept one of the base
+ * size, else a new one if the limit allows. NULL with errno set when there is none: EAGAIN at the
+ * limit, or what the kernel said (EMFILE, ENFILE, ENOMEM; then no new pipe is tried for
+ * PIPE_RETRY_MS, and the same error is returned meanwhile).
  */
-struct spipe *pipepool_get(struct pipepool *pp, bool big, uint64_t now_ms);
+struct spipe *pipepool_get(struct pipepool *pp, size_t big, uint64_t now_ms);
 /* Hand a pipe back: kept if empty, the process is within the limit (lowered on reload, say), and
- * its list has room: base-size pipes in one, grown ones of one size in the other. Closed otherwise.
- */
+ * its list has room: base-size pipes in one, grown ones of one size in the other (the size of the
+ * first kept while that list is empty). Closed otherwise. */
 void pipepool_put(struct pipepool *pp, struct spipe *p);
 /* Close the kept pipes that stayed unused since the last call (the fewest each list held in that
  * time); returns how many. */
@@ -61,6 +63,8 @@ unsigned pipepool_trim(struct pipepool *pp);
 /* Close every kept pipe; returns how many. */
 unsigned pipepool_close_kept(struct pipepool *pp);
 void pipepool_destroy(struct pipepool *pp);
+/* The size the kernel makes a pipe asked to hold n bytes: a power of two pages. */
+size_t pipepool_round(size_t n);
 
 /*
  * Share fds usable descriptors between sockets (two per connection) and pipes (two each).

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -43,14 +44,14 @@ static struct spipe *pop(struct spipe **list, unsigned *n, unsigned *low)
     return p;
 }
 
-struct spipe *pipepool_get(struct pipepool *pp, bool big, uint64_t now_ms)
+struct spipe *pipepool_get(struct pipepool *pp, size_t big, uint64_t now_ms)
 {
-    if (big && pp->free_big)
+    if (big && pp->free_big && pp->big == big)
         return pop(&pp->free_big, &pp->nfree_big, &pp->low_big);
     if (pp->free)
         return pop(&pp->free, &pp->nfree, &pp->low);
     if (now_ms < pp->refused_until) {
-        errno = EMFILE;
+        errno = pp->refused_errno;
         return NULL;
     }
     if (!reserve(pp)) {
@@ -64,6 +65,7 @@ struct spipe *pipepool_get(struct pipepool *pp, bool big, uint64_t now_ms)
         free(p);
         atomic_fetch_sub(pp->open, 1);
         pp->refused_until = now_ms + PIPE_RETRY_MS;
+        pp->refused_errno = err;
         errno = err;
         return NULL;
     }
@@ -86,7 +88,8 @@ void pipepool_put(struct pipepool *pp, struct spipe *p)
             pp->nfree++;
             return;
         }
-        if (p->cap > pp->base && (!pp->big || p->cap == pp->big) && pp->nfree_big < pp->max_free) {
+        if (p->cap > pp->base && (!pp->nfree_big || p->cap == pp->big) &&
+            pp->nfree_big < pp->max_free) {
             pp->big = p->cap;
             p->next = pp->free_big;
             pp->free_big = p;
@@ -163,4 +166,12 @@ void fd_budget_split(long fds, unsigned max_connections, bool splice, unsigned *
         p = max_connections ? PIPES_MIN : 0;
     *connections = (unsigned)conns;
     *pipes = splice ? (unsigned)p : 0;
+}
+
+size_t pipepool_round(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), size = page;
+    while (size < n && size <= SIZE_MAX / 2)
+        size *= 2;
+    return size;
 }

@@ -232,10 +232,13 @@ static bool pipe_take(struct session *s, int dir)
     struct worker *w = s->w;
     struct pipepool *pp = &w->pipes;
     size_t budget = s->route->cfg->buffer_budget;
-    struct spipe *p = pipepool_get(pp, s->pipe_flags[dir] & PIPE_STREAMS, w->loop.now);
+    size_t big = s->pipe_flags[dir] & PIPE_STREAMS ? s->route->pipe_grown : 0;
+    struct spipe *p = pipepool_get(pp, big, w->loop.now);
     if (p && p->cap > pp->base && w->grown_bytes + (p->cap - pp->base) > budget) {
         pipepool_put(pp, p); /* no budget for a grown one: a new-sized pipe instead */
-        p = pipepool_get(pp, false, w->loop.now);
+        p = pipepool_get(pp, 0, w->loop.now);
+        if (!p)
+            return false; /* the ring it is, this once: not worth a log line */
     }
     if (!p) {
         pipe_refused(s, errno);
@@ -535,20 +538,11 @@ static int past_urgent_mark(struct session *s, int dir)
  * grown rings. A resize the kernel refuses (the per-user pipe limits, say) leaves the pipe as it
  * was, and is not tried again for the direction.
  */
-/* The size the kernel makes a pipe asked to hold n bytes: a power of two pages. */
-static size_t pipe_round(size_t n)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), size = page;
-    while (size < n && size <= SIZE_MAX / 2)
-        size *= 2;
-    return size;
-}
-
 static void pipe_grow(struct session *s, int dir)
 {
     struct spipe *p = s->pipe[dir];
     struct route_rt *rt = s->route;
-    size_t want = pipe_round(settings_buffer_max(&rt->conf->s));
+    size_t want = pipepool_round(settings_buffer_max(&rt->conf->s));
     if ((s->pipe_flags[dir] & PIPE_NO_GROW) || want <= p->cap || want > INT_MAX ||
         s->w->grown_bytes + (want - p->cap) > rt->cfg->buffer_budget)
         return;
@@ -562,6 +556,7 @@ static void pipe_grow(struct session *s, int dir)
     s->w->grown_bytes += (size_t)got - p->cap;
     p->charged += (size_t)got - p->cap;
     p->cap = (size_t)got;
+    rt->pipe_grown = (size_t)got; /* the route's streams borrow kept pipes of this size */
     if (s->pipe_flags[dir] & PIPE_LOGGED)
         return;
     s->pipe_flags[dir] |= PIPE_LOGGED;
@@ -634,9 +629,10 @@ static bool relay_splice(struct session *s, int dir)
                     progress = true;
                 } else if (p->len == 0) {
                     s->urg[dir] = 1;
-                    if (past_urgent_mark(s, dir) < 0)
+                    int r = past_urgent_mark(s, dir);
+                    if (r < 0)
                         return false;
-                    progress = true;
+                    progress = r > 0;
                 }
             } else if (errno == EAGAIN || errno == EINTR) {
                 /* Either the socket is drained or the pipe is out of buffers: only an empty

@@ -43,7 +43,7 @@ static void test_a_new_pipe_is_empty_nonblocking_and_counted(void **state)
     (void)state;
     struct fixture f;
     setup(&f, 4, 8);
-    struct spipe *p = pipepool_get(&f.pp, false, 0);
+    struct spipe *p = pipepool_get(&f.pp, 0, 0);
     assert_non_null(p);
     assert_int_equal(atomic_load(&f.open), 1);
     assert_int_equal(p->len, 0);
@@ -68,13 +68,13 @@ static void test_an_empty_pipe_handed_back_is_reused(void **state)
     (void)state;
     struct fixture f;
     setup(&f, 4, 8);
-    struct spipe *p = pipepool_get(&f.pp, false, 0);
+    struct spipe *p = pipepool_get(&f.pp, 0, 0);
     assert_non_null(p);
     int rd = p->rd, wr = p->wr;
     pipepool_put(&f.pp, p);
     assert_int_equal(f.pp.nfree, 1);
     assert_true(fd_open(rd) && fd_open(wr));
-    struct spipe *q = pipepool_get(&f.pp, false, 0);
+    struct spipe *q = pipepool_get(&f.pp, 0, 0);
     assert_non_null(q);
     assert_int_equal(q->rd, rd);
     assert_int_equal(q->wr, wr);
@@ -91,7 +91,7 @@ static void test_a_pipe_holding_bytes_is_closed(void **state)
     (void)state;
     struct fixture f;
     setup(&f, 4, 8);
-    struct spipe *full = pipepool_get(&f.pp, false, 0);
+    struct spipe *full = pipepool_get(&f.pp, 0, 0);
     assert_non_null(full);
     assert_int_equal(write(full->wr, "abc", 3), 3);
     full->len = 3;
@@ -104,7 +104,7 @@ static void test_a_pipe_holding_bytes_is_closed(void **state)
 
 static struct spipe *grown(struct fixture *f, size_t size)
 {
-    struct spipe *p = pipepool_get(&f->pp, false, 0);
+    struct spipe *p = pipepool_get(&f->pp, 0, 0);
     assert_non_null(p);
     int got = fcntl(p->wr, F_SETPIPE_SZ, (int)size);
     assert_int_equal(got, (int)size);
@@ -132,20 +132,31 @@ static void test_grown_pipes_go_to_who_streams(void **state)
     assert_false(fd_open(other_rd));
     assert_int_equal(atomic_load(&f.open), 1);
     /* Not for a direction that does not stream: it gets a new-sized pipe. */
-    struct spipe *small = pipepool_get(&f.pp, false, 0);
+    struct spipe *small = pipepool_get(&f.pp, 0, 0);
     assert_non_null(small);
     assert_ptr_not_equal(small, g);
     assert_int_equal(small->cap, f.pp.base);
-    struct spipe *big = pipepool_get(&f.pp, true, 0);
+    /* Nor for one that wants another size (a route with another buffer_max). */
+    pipepool_put(&f.pp, small);
+    assert_ptr_equal(pipepool_get(&f.pp, 2 * 65536, 0), small);
+    struct spipe *big = pipepool_get(&f.pp, 4 * 65536, 0);
     assert_ptr_equal(big, g);
     assert_int_equal(big->cap, 4 * 65536);
     assert_int_equal(big->charged, 0);
     /* Asked for a big one with none kept: a new-sized one will do. */
     pipepool_put(&f.pp, small);
-    assert_ptr_equal(pipepool_get(&f.pp, true, 0), small);
+    assert_ptr_equal(pipepool_get(&f.pp, 4 * 65536, 0), small);
     pipepool_put(&f.pp, small);
-    pipepool_put(&f.pp, big);
-    assert_int_equal(pipepool_close_kept(&f.pp), 2);
+    /* With the grown list empty, the next grown pipe handed back sets its size. */
+    struct spipe *other2 = grown(&f, 2 * 65536);
+    pipepool_put(&f.pp, other2);
+    assert_int_equal(f.pp.nfree_big, 1);
+    assert_int_equal(f.pp.big, 2 * 65536);
+    pipepool_put(&f.pp, big); /* now the other size: closed */
+    assert_int_equal(f.pp.nfree_big, 1);
+    assert_ptr_equal(pipepool_get(&f.pp, 2 * 65536, 0), other2);
+    pipepool_put(&f.pp, other2);
+    assert_int_equal(pipepool_close_kept(&f.pp), 1); /* other2 was the kept new-sized pipe */
     assert_int_equal(atomic_load(&f.open), 0);
 }
 
@@ -156,7 +167,7 @@ static void test_the_pool_keeps_at_most_max_free(void **state)
     setup(&f, 2, 8);
     struct spipe *p[3];
     for (int i = 0; i < 3; i++) {
-        p[i] = pipepool_get(&f.pp, false, 0);
+        p[i] = pipepool_get(&f.pp, 0, 0);
         assert_non_null(p[i]);
     }
     int last_rd = p[2]->rd;
@@ -179,7 +190,7 @@ static void test_trim_closes_pipes_no_burst_used(void **state)
     setup(&f, 4, 8);
     struct spipe *p[3];
     for (int i = 0; i < 3; i++) {
-        p[i] = pipepool_get(&f.pp, false, 0);
+        p[i] = pipepool_get(&f.pp, 0, 0);
         assert_non_null(p[i]);
     }
     struct spipe *g = grown(&f, 4 * 65536);
@@ -189,14 +200,14 @@ static void test_trim_closes_pipes_no_burst_used(void **state)
     assert_int_equal(f.pp.nfree, 3);
     assert_int_equal(f.pp.nfree_big, 1);
     assert_int_equal(pipepool_trim(&f.pp), 0); /* starts the period */
-    struct spipe *used = pipepool_get(&f.pp, false, 0);
+    struct spipe *used = pipepool_get(&f.pp, 0, 0);
     pipepool_put(&f.pp, used);
     /* Two new-sized and the grown one stayed unused: closed; the one used stays. */
     assert_int_equal(pipepool_trim(&f.pp), 3);
     assert_int_equal(f.pp.nfree, 1);
     assert_int_equal(f.pp.nfree_big, 0);
     assert_int_equal(atomic_load(&f.open), 1);
-    assert_ptr_equal(pipepool_get(&f.pp, false, 0), used);
+    assert_ptr_equal(pipepool_get(&f.pp, 0, 0), used);
     pipepool_put(&f.pp, used);
     assert_int_equal(pipepool_trim(&f.pp), 0);
     assert_int_equal(pipepool_trim(&f.pp), 1);
@@ -211,18 +222,18 @@ static void test_no_pipe_is_opened_past_the_limit(void **state)
     setup(&f, 4, 2);
     struct pipepool other;
     pipepool_init(&other, 4, &f.open, &f.limit);
-    struct spipe *a = pipepool_get(&f.pp, false, 0), *b = pipepool_get(&other, false, 0);
+    struct spipe *a = pipepool_get(&f.pp, 0, 0), *b = pipepool_get(&other, 0, 0);
     assert_non_null(a);
     assert_non_null(b);
     errno = 0;
-    assert_null(pipepool_get(&f.pp, false, 0));
+    assert_null(pipepool_get(&f.pp, 0, 0));
     assert_int_equal(errno, EAGAIN);
-    assert_null(pipepool_get(&other, false, 0));
+    assert_null(pipepool_get(&other, 0, 0));
     assert_int_equal(atomic_load(&f.open), 2);
     /* A kept pipe is still open: it is handed out again, but no new one is made. */
     pipepool_put(&f.pp, a);
-    assert_null(pipepool_get(&other, false, 0));
-    assert_ptr_equal(pipepool_get(&f.pp, false, 0), a);
+    assert_null(pipepool_get(&other, 0, 0));
+    assert_ptr_equal(pipepool_get(&f.pp, 0, 0), a);
     pipepool_put(&f.pp, a);
     pipepool_put(&other, b);
     pipepool_destroy(&f.pp);
@@ -230,7 +241,7 @@ static void test_no_pipe_is_opened_past_the_limit(void **state)
     assert_int_equal(atomic_load(&f.open), 0);
     /* A lower limit applies to the next pipe. */
     atomic_store(&f.limit, 0);
-    assert_null(pipepool_get(&f.pp, false, 0));
+    assert_null(pipepool_get(&f.pp, 0, 0));
 }
 
 /* Lowered below what is open (a reload), the limit closes pipes as they come back. */
@@ -241,7 +252,7 @@ static void test_a_lowered_limit_closes_pipes_handed_back(void **state)
     setup(&f, 4, 3);
     struct spipe *p[3];
     for (int i = 0; i < 3; i++) {
-        p[i] = pipepool_get(&f.pp, false, 0);
+        p[i] = pipepool_get(&f.pp, 0, 0);
         assert_non_null(p[i]);
     }
     atomic_store(&f.limit, 1);
@@ -279,7 +290,7 @@ static void test_a_refused_pipe_is_not_retried_at_once(void **state)
     assert_true(n > 0);
     close(fill[--n]);
     errno = 0;
-    assert_null(pipepool_get(&f.pp, false, 1000));
+    assert_null(pipepool_get(&f.pp, 0, 1000));
     assert_int_equal(errno, EMFILE);
     assert_int_equal(atomic_load(&f.open), 0);
     /* Descriptors free again, but the back-off holds until it ends. */
@@ -288,9 +299,9 @@ static void test_a_refused_pipe_is_not_retried_at_once(void **state)
     close(null);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
     errno = 0;
-    assert_null(pipepool_get(&f.pp, false, 1000 + PIPE_RETRY_MS - 1));
+    assert_null(pipepool_get(&f.pp, 0, 1000 + PIPE_RETRY_MS - 1));
     assert_int_equal(errno, EMFILE);
-    struct spipe *p = pipepool_get(&f.pp, false, 1000 + PIPE_RETRY_MS);
+    struct spipe *p = pipepool_get(&f.pp, 0, 1000 + PIPE_RETRY_MS);
     assert_non_null(p);
     pipepool_put(&f.pp, p);
     pipepool_destroy(&f.pp);
