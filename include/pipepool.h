@@ -69,7 +69,10 @@ size_t pipepool_round(size_t n);
 /*
  * Share fds usable descriptors between sockets (two per connection) and pipes (two each).
  * max_connections 0 means "derive": every descriptor for sockets, or, when some route splices,
- * all but an eighth (at most PIPE_FDS_SHARE) that is left for pipes. An explicit max_connections
+ * all but a sixteenth that is left for pipes (at least PIPE_FDS_SHARE, but never more than an
+ * eighth: small limits keep most for sockets, large ones get pipes in proportion to their
+ * connections, as Docker's default of 1048576 would otherwise allow 512 pipes for half a million
+ * connections). An explicit max_connections
  * leaves pipes what its sockets do not need, and at least PIPES_MIN even if that is nothing (a
  * pipe the kernel then refuses just means the ring).
  */

@@ -154,9 +154,9 @@ void fd_budget_split(long fds, unsigned max_connections, bool splice, unsigned *
         fds = 2;
     long share = 0;
     if (splice) {
-        share = fds / 8;
-        if (share > PIPE_FDS_SHARE)
-            share = PIPE_FDS_SHARE;
+        share = fds / 16 > PIPE_FDS_SHARE ? fds / 16 : PIPE_FDS_SHARE;
+        if (share > fds / 8)
+            share = fds / 8;
     }
     long conns = max_connections ? (long)max_connections : (fds - share) / 2;
     if (conns < 1)

@@ -329,14 +329,18 @@ static void test_split_with_splice_keeps_most_descriptors_for_sockets(void **sta
     assert_true(conns >= 9000);
     assert_true(pipes >= 256);
     assert_true(2 * (long)conns + 2 * (long)pipes <= 19960);
-    /* A small limit: an eighth goes to pipes. */
+    /* A small limit: an eighth goes to pipes (less than PIPE_FDS_SHARE). */
     fd_budget_split(800, 0, true, &conns, &pipes);
     assert_int_equal(conns, 350);
     assert_int_equal(pipes, 50);
-    /* A large one: at most PIPE_FDS_SHARE descriptors go to pipes. */
-    fd_budget_split(1000000, 0, true, &conns, &pipes);
+    /* PIPE_FDS_SHARE once an eighth exceeds it, until a sixteenth does. */
+    fd_budget_split(10000, 0, true, &conns, &pipes);
     assert_int_equal(pipes, PIPE_FDS_SHARE / 2);
-    assert_int_equal(conns, (1000000 - PIPE_FDS_SHARE) / 2);
+    assert_int_equal(conns, (10000 - PIPE_FDS_SHARE) / 2);
+    /* A large one (Docker's default limit): a sixteenth. */
+    fd_budget_split(1048576, 0, true, &conns, &pipes);
+    assert_int_equal(pipes, 1048576 / 16 / 2);
+    assert_int_equal(conns, (1048576 - 1048576 / 16) / 2);
 }
 
 static void test_split_with_explicit_max_leaves_pipes_the_rest(void **state)
