@@ -320,6 +320,34 @@ static void test_low_nofile_no_spin_and_recovery(void **state)
     ferry_stop(f);
 }
 
+/* Each client streams total bytes toward a backend that reads nothing yet; returns once every
+ * stream has stalled (ferry and the kernel hold what they can). */
+static void stall_streams(int n, const int *client, uint64_t total, uint32_t seed, struct pump **tx)
+{
+    for (int i = 0; i < n; i++)
+        tx[i] = pump_send(client[i], total, seed + (uint32_t)i, true, 20000);
+    for (int i = 0; i < n; i++)
+        assert_true(pump_wait_stalled(tx[i], 300, 20000));
+}
+
+/* The backends read: every stream arrives whole, then both ends of each pair close. */
+static void deliver_streams(int n, const int *client, const int *backend, struct pump **tx,
+                            uint64_t total)
+{
+    struct pump *rx[64];
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++)
+        rx[i] = pump_recv(backend[i], 20000);
+    for (int i = 0; i < n; i++) {
+        struct pump_result sent, got;
+        pump_join(tx[i], 30000, &sent);
+        pump_join(rx[i], 30000, &got);
+        assert_same_stream(&sent, &got, total);
+        close_fd(client[i]);
+        close_fd(backend[i]);
+    }
+}
+
 /* The descriptors a ferry running yaml holds of its own, counted on a run without a limit. */
 static int own_fds(const char *yaml)
 {
@@ -365,33 +393,19 @@ static void stall_four_streams_on_two_pipes(const char *top, int extra_fds, cons
     assert_int_equal(proc_fd_count(pid), base);
     int base_pipes = proc_pipe_count(pid), base_sockets = proc_socket_count(pid);
     int client[N], backend[N];
-    struct pump *tx[N], *rx[N];
+    struct pump *tx[N];
     for (int i = 0; i < N; i++) {
         client[i] = connect_ok(lport);
         backend[i] = accept_timeout(lfd, NET_TIMEOUT_MS);
         assert_ok(backend[i], "ferry did not connect to the backend");
     }
-    for (int i = 0; i < N; i++)
-        tx[i] = pump_send(client[i], total, 40 + (uint32_t)i, true, 20000);
-    for (int i = 0; i < N; i++)
-        assert_true(pump_wait_stalled(tx[i], 300, 20000));
+    stall_streams(N, client, total, 40, tx);
     int pipes = proc_pipe_count(pid) - base_pipes;
     print_message("RLIMIT_NOFILE=%ld, %d fds at start: %d streams stalled, %d pipe fds\n",
                   opts.rlimit_nofile, base, N, pipes);
     assert_int_equal(pipes, 2 * PIPES);
     assert_true(ferry_wait_log(f, needle, NET_TIMEOUT_MS));
-    for (int i = 0; i < N; i++)
-        rx[i] = pump_recv(backend[i], 20000);
-    for (int i = 0; i < N; i++) {
-        struct pump_result sent, got;
-        pump_join(tx[i], 30000, &sent);
-        pump_join(rx[i], 30000, &got);
-        assert_same_stream(&sent, &got, total);
-    }
-    for (int i = 0; i < N; i++) {
-        close_fd(client[i]);
-        close_fd(backend[i]);
-    }
+    deliver_streams(N, client, backend, tx, total);
     assert_true(ferry_wait_log_count(f, "cause=", N, NET_TIMEOUT_MS));
     assert_int_equal(ferry_count_log(f, "cause=client_reset"), 0);
     assert_int_equal(ferry_count_log(f, "cause=backend_reset"), 0);
@@ -494,30 +508,18 @@ static void test_buffers_left_unused_after_a_burst_are_released(void **state)
                                        lport, bport));
     pid_t pid = ferry_pid(f);
     int client[N], backend[N];
-    struct pump *tx[N], *rx[N];
+    struct pump *tx[N];
     for (int i = 0; i < N; i++) {
         client[i] = connect_ok(lport);
         backend[i] = accept_timeout(lfd, NET_TIMEOUT_MS);
         assert_ok(backend[i], "ferry did not connect to the backend");
     }
     long rss0 = proc_rss_kib(pid);
-    for (int i = 0; i < N; i++)
-        tx[i] = pump_send(client[i], total, 70 + (uint32_t)i, true, 20000);
-    for (int i = 0; i < N; i++)
-        assert_true(pump_wait_stalled(tx[i], 300, 20000));
+    stall_streams(N, client, total, 70, tx);
     /* Each stalled direction holds a full ring (grown to 256KiB: it streams). */
     long rss1 = proc_rss_kib(pid);
     assert_true(rss1 >= rss0 + N * 256 / 2);
-    for (int i = 0; i < N; i++)
-        rx[i] = pump_recv(backend[i], 20000);
-    for (int i = 0; i < N; i++) {
-        struct pump_result sent, got;
-        pump_join(tx[i], 30000, &sent);
-        pump_join(rx[i], 30000, &got);
-        assert_same_stream(&sent, &got, total);
-        close_fd(client[i]);
-        close_fd(backend[i]);
-    }
+    deliver_streams(N, client, backend, tx, total);
     assert_true(ferry_wait_log_count(f, "cause=", N, NET_TIMEOUT_MS));
     long rss2 = proc_rss_kib(pid);
     /* Within two trim periods (one starts counting, the next releases) the N grown rings go back;
