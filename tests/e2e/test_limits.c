@@ -320,6 +320,16 @@ static void test_low_nofile_no_spin_and_recovery(void **state)
     ferry_stop(f);
 }
 
+/* n clients through ferry's listener lport, and their backend ends, accepted from lfd. */
+static void connect_pairs(int n, int lport, int lfd, int *client, int *backend)
+{
+    for (int i = 0; i < n; i++) {
+        client[i] = connect_ok(lport);
+        backend[i] = accept_timeout(lfd, NET_TIMEOUT_MS);
+        assert_ok(backend[i], "ferry did not connect to the backend");
+    }
+}
+
 /* Each client streams total bytes toward a backend that reads nothing yet; returns once every
  * stream has stalled (ferry and the kernel hold what they can). */
 static void stall_streams(int n, const int *client, uint64_t total, uint32_t seed, struct pump **tx)
@@ -394,11 +404,7 @@ static void stall_four_streams_on_two_pipes(const char *top, int extra_fds, cons
     int base_pipes = proc_pipe_count(pid), base_sockets = proc_socket_count(pid);
     int client[N], backend[N];
     struct pump *tx[N];
-    for (int i = 0; i < N; i++) {
-        client[i] = connect_ok(lport);
-        backend[i] = accept_timeout(lfd, NET_TIMEOUT_MS);
-        assert_ok(backend[i], "ferry did not connect to the backend");
-    }
+    connect_pairs(N, lport, lfd, client, backend);
     stall_streams(N, client, total, 40, tx);
     int pipes = proc_pipe_count(pid) - base_pipes;
     print_message("RLIMIT_NOFILE=%ld, %d fds at start: %d streams stalled, %d pipe fds\n",
@@ -509,11 +515,7 @@ static void test_buffers_left_unused_after_a_burst_are_released(void **state)
     pid_t pid = ferry_pid(f);
     int client[N], backend[N];
     struct pump *tx[N];
-    for (int i = 0; i < N; i++) {
-        client[i] = connect_ok(lport);
-        backend[i] = accept_timeout(lfd, NET_TIMEOUT_MS);
-        assert_ok(backend[i], "ferry did not connect to the backend");
-    }
+    connect_pairs(N, lport, lfd, client, backend);
     long rss0 = proc_rss_kib(pid);
     stall_streams(N, client, total, 70, tx);
     /* Each stalled direction holds a full ring (grown to 256KiB: it streams). */
