@@ -261,7 +261,12 @@ int worker_init(struct worker *w, unsigned id, struct shared *shared, int exit_e
     }
     loop_timer_init(&w->accept_timer, listener_on_backoff);
     loop_timer_init(&w->trim_timer, on_trim);
-    loop_timer_arm(&w->loop, &w->trim_timer, w->loop.now + WORKER_TRIM_MS);
+    rc = loop_timer_arm(&w->loop, &w->trim_timer, w->loop.now + WORKER_TRIM_MS);
+    if (rc != 0) {
+        close(efd);
+        loop_destroy(&w->loop);
+        return rc;
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     return 0;

@@ -528,7 +528,7 @@ static void test_buffers_left_unused_after_a_burst_are_released(void **state)
      * a burst that ended across a period boundary is released in two steps. */
     uint64_t released = 0;
     for (int64_t end = now_ms() + 3 * 5000;
-         now_ms() < end && released < (uint64_t)N * 256 * 1024;) {
+         now_ms() < end && released < (uint64_t)N * 256 * 1024 * 9 / 10;) {
         released = released_bytes(f);
         poll(NULL, 0, 50);
     }
@@ -536,7 +536,8 @@ static void test_buffers_left_unused_after_a_burst_are_released(void **state)
     print_message("ferry RSS: %ld KiB with %d idle pairs, %ld with their rings full, %ld after "
                   "they left, %ld after %llu KiB were released\n",
                   rss0, N, rss1, rss2, rss3, (unsigned long long)(released >> 10));
-    assert_true(released >= (uint64_t)N * 256 * 1024);
+    /* (90%: a stream that stalled before its ring grew holds a smaller one.) */
+    assert_true(released >= (uint64_t)N * 256 * 1024 * 9 / 10);
 #if !defined(__SANITIZE_ADDRESS__)
     /* The memory is the system's again (not under ASan, whose allocator keeps what is freed). */
     for (int64_t end = now_ms() + 5000; now_ms() < end && rss3 > rss0 + 1024;) {
@@ -559,7 +560,8 @@ static void test_splice_route_keeps_most_of_the_derived_limit(void **state)
     unsigned derived[2];
     for (int splice = 0; splice < 2; splice++) {
         struct ferry_opts opts = {.rlimit_nofile = 4000};
-        struct ferry *f = ferry_start_opts(tfmt("routes:\n"
+        struct ferry *f = ferry_start_opts(tfmt("workers: 1\n"
+                                                "routes:\n"
                                                 "  - name: r\n"
                                                 "    listen: 127.0.0.1:%d\n"
                                                 "    splice: %s\n"
