@@ -9,7 +9,7 @@
  *
  * Each pipe is two file descriptors, and descriptors are the process's scarcest resource here: the
  * pipes open in the process (in use or kept) are counted against a process-wide limit that
- * fd_budget_split() derives, so that pipes never take the descriptors the connection limit
+ * pipepool_split_fds() derives, so that pipes never take the descriptors the connection limit
  * promises to sockets. A direction that gets no pipe relays through its ring: slower, never wrong.
  */
 #ifndef FERRY_PIPEPOOL_H
@@ -78,7 +78,7 @@ size_t pipepool_round(size_t n);
  */
 #define PIPE_FDS_SHARE 1024
 #define PIPES_MIN      16
-void fd_budget_split(long fds, unsigned max_connections, bool splice, unsigned *connections,
-                     unsigned *pipes);
+void pipepool_split_fds(long fds, unsigned max_connections, bool splice, unsigned *connections,
+                        unsigned *pipes);
 
 #endif

@@ -147,8 +147,8 @@ void pipepool_destroy(struct pipepool *pp)
     pipepool_close_kept(pp);
 }
 
-void fd_budget_split(long fds, unsigned max_connections, bool splice, unsigned *connections,
-                     unsigned *pipes)
+void pipepool_split_fds(long fds, unsigned max_connections, bool splice, unsigned *connections,
+                        unsigned *pipes)
 {
     if (fds < 2)
         fds = 2;

@@ -204,7 +204,8 @@ static void apply_process_settings(struct server *srv, const struct config *cfg)
 {
     log_setup(cfg->log_level, cfg->log_format);
     unsigned conns, pipes;
-    fd_budget_split(usable_fds(srv), cfg->max_connections, config_any_splice(cfg), &conns, &pipes);
+    pipepool_split_fds(usable_fds(srv), cfg->max_connections, config_any_splice(cfg), &conns,
+                       &pipes);
     atomic_store(&srv->shared.max_connections, conns);
     atomic_store(&srv->shared.max_pipes, pipes);
 }

@@ -312,10 +312,10 @@ static void test_split_without_splice_gives_every_descriptor_to_sockets(void **s
 {
     (void)state;
     unsigned conns, pipes;
-    fd_budget_split(19960, 0, false, &conns, &pipes);
+    pipepool_split_fds(19960, 0, false, &conns, &pipes);
     assert_int_equal(conns, 9980);
     assert_int_equal(pipes, 0);
-    fd_budget_split(19960, 500, false, &conns, &pipes);
+    pipepool_split_fds(19960, 500, false, &conns, &pipes);
     assert_int_equal(conns, 500);
     assert_int_equal(pipes, 0);
 }
@@ -325,20 +325,20 @@ static void test_split_with_splice_keeps_most_descriptors_for_sockets(void **sta
     (void)state;
     unsigned conns, pipes;
     /* The open-file limit of this machine class (20000, less ferry's own). */
-    fd_budget_split(19960, 0, true, &conns, &pipes);
+    pipepool_split_fds(19960, 0, true, &conns, &pipes);
     assert_true(conns >= 9000);
     assert_true(pipes >= 256);
     assert_true(2 * (long)conns + 2 * (long)pipes <= 19960);
     /* A small limit: an eighth goes to pipes (less than PIPE_FDS_SHARE). */
-    fd_budget_split(800, 0, true, &conns, &pipes);
+    pipepool_split_fds(800, 0, true, &conns, &pipes);
     assert_int_equal(conns, 350);
     assert_int_equal(pipes, 50);
     /* PIPE_FDS_SHARE once an eighth exceeds it, until a sixteenth does. */
-    fd_budget_split(10000, 0, true, &conns, &pipes);
+    pipepool_split_fds(10000, 0, true, &conns, &pipes);
     assert_int_equal(pipes, PIPE_FDS_SHARE / 2);
     assert_int_equal(conns, (10000 - PIPE_FDS_SHARE) / 2);
     /* A large one (Docker's default limit): a sixteenth. */
-    fd_budget_split(1048576, 0, true, &conns, &pipes);
+    pipepool_split_fds(1048576, 0, true, &conns, &pipes);
     assert_int_equal(pipes, 1048576 / 16 / 2);
     assert_int_equal(conns, (1048576 - 1048576 / 16) / 2);
 }
@@ -347,18 +347,18 @@ static void test_split_with_explicit_max_leaves_pipes_the_rest(void **state)
 {
     (void)state;
     unsigned conns, pipes;
-    fd_budget_split(19960, 4000, true, &conns, &pipes);
+    pipepool_split_fds(19960, 4000, true, &conns, &pipes);
     assert_int_equal(conns, 4000);
     assert_int_equal(pipes, (19960 - 8000) / 2);
     /* Sockets promised every descriptor: pipes still get a few (the kernel may refuse them). */
-    fd_budget_split(19960, 10000, true, &conns, &pipes);
+    pipepool_split_fds(19960, 10000, true, &conns, &pipes);
     assert_int_equal(conns, 10000);
     assert_int_equal(pipes, PIPES_MIN);
     /* Nothing usable at all still allows one connection. */
-    fd_budget_split(-5, 0, false, &conns, &pipes);
+    pipepool_split_fds(-5, 0, false, &conns, &pipes);
     assert_int_equal(conns, 1);
     /* A tiny derived limit gives pipes their eighth, however small. */
-    fd_budget_split(32, 0, true, &conns, &pipes);
+    pipepool_split_fds(32, 0, true, &conns, &pipes);
     assert_int_equal(conns, 14);
     assert_int_equal(pipes, 2);
 }
