@@ -370,9 +370,13 @@ static int own_fds(const char *yaml)
     return n;
 }
 
+/* A splice route under the given top-level keys. coalesce: off, as these tests count descriptors
+ * to the last one: with the wait before blocking measured, a worker opens its schedstat file the
+ * first time a busy period ends, at a moment the test does not control. */
 static const char *splice_yaml(const char *top, int lport, int bport)
 {
     return tfmt("%s"
+                "coalesce: off\n"
                 "routes:\n"
                 "  - name: bulk\n"
                 "    listen: 127.0.0.1:%d\n"
