@@ -58,6 +58,7 @@ struct route_rt {
     struct balancer bal;
     struct bufpool *pool;     /* the worker's pool for conf->s.buffer_size */
     struct bufpool *big_pool; /* for settings_buffer_max(), NULL when rings never grow */
+    size_t pipe_max;          /* splice: the size a growing pipe asks for (buffer_max, rounded) */
     size_t pipe_grown;        /* splice: the size the kernel last granted a growing pipe, or 0 */
     const struct config *cfg;
 };

@@ -489,20 +489,26 @@ static enum session_cause splice_cause(const struct session *s, const struct io 
     }
 }
 
+/* Is the next byte to read from this socket the urgent one? */
+static bool at_urgent_mark(int fd)
+{
+    int at_mark = 0;
+    return ioctl(fd, SIOCATMARK, &at_mark) == 0 && at_mark;
+}
+
 /*
  * A splice out of a TCP socket stops at urgent data and reports EAGAIN although bytes are still
  * queued, and keeps doing so: only a read() moves past the mark (dropping the urgent byte, as the
  * ring path's reads do); once the FIN is in, it reports 0 there instead. Called when a splice into
  * an empty pipe would block or returns 0 on a side that signalled urgent data: if the socket is at
- * the mark, read what follows into the pipe. Returns 1
- * if that made progress, 0 if the socket is simply drained, -1 if the session closed.
+ * the mark, read what follows into the pipe. Returns 1 if that made progress, 0 if the socket is
+ * simply drained, -1 if the session closed.
  */
 static int past_urgent_mark(struct session *s, int dir)
 {
     struct io *src = dir == DIR_UP ? &s->client : &s->backend;
     struct spipe *p = s->pipe[dir];
-    int at_mark = 0;
-    if (ioctl(src->fd, SIOCATMARK, &at_mark) == -1 || !at_mark) {
+    if (!at_urgent_mark(src->fd)) {
         s->urg[dir] = 0; /* the mark is behind us (or not yet here: EPOLLPRI will say) */
         return 0;
     }
@@ -542,7 +548,7 @@ static void pipe_grow(struct session *s, int dir)
 {
     struct spipe *p = s->pipe[dir];
     struct route_rt *rt = s->route;
-    size_t want = pipepool_round(settings_buffer_max(&rt->conf->s));
+    size_t want = rt->pipe_max;
     if ((s->pipe_flags[dir] & PIPE_NO_GROW) || want <= p->cap || want > INT_MAX ||
         s->w->grown_bytes + (want - p->cap) > rt->cfg->buffer_budget)
         return;
@@ -623,8 +629,7 @@ static bool relay_splice(struct session *s, int dir)
                  * although bytes may follow the mark (its EPOLLPRI may not even have been seen
                  * yet): the end of the stream only if the socket is not at a mark. At one, the
                  * pipe is emptied first, then past_urgent_mark() reads on. */
-                int at_mark = 0;
-                if (ioctl(src->fd, SIOCATMARK, &at_mark) == -1 || !at_mark) {
+                if (!at_urgent_mark(src->fd)) {
                     mark_eof(s, dir);
                     progress = true;
                 } else if (p->len == 0) {

@@ -96,6 +96,7 @@ static struct wgen *wgen_new(struct worker *w, struct config *cfg)
         rt->cfg = cfg;
         rt->pool = pool_take(w, rt->conf->s.buffer_size);
         size_t max = settings_buffer_max(&rt->conf->s);
+        rt->pipe_max = pipepool_round(max);
         if (rt->pool && max > rt->conf->s.buffer_size)
             rt->big_pool = pool_take(w, max);
         if (!rt->pool || (max > rt->conf->s.buffer_size && !rt->big_pool)) {
