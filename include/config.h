@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "log.h"
 #include "sock.h"
@@ -64,6 +66,21 @@ struct route_conf {
     size_t nbackends;
 };
 
+#define CONFIG_FILE_SETTLED_S 2
+
+/* The configuration file as stat() sees it: a write, a rename over it or a symlink swap changes
+ * it, an event on another file of its directory does not. */
+struct config_file_id {
+    bool present; /* stat() succeeded */
+    bool settled; /* its ctime was over CONFIG_FILE_SETTLED_S old when looked at: any later change
+                     has a later ctime, whatever the filesystem's timestamp granularity (a file
+                     changed within that time may change again with the same stat) */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+};
+
 struct config {
     char *path;
     unsigned workers;         /* resolved: "auto" becomes the CPU count */
@@ -80,9 +97,10 @@ struct config {
     struct route_settings defaults;
     struct route_conf *routes;
     size_t nroutes;
-    uint64_t hash;       /* FNV-1a of the file's bytes: "did anything change?" */
-    bool has_names;      /* some backend is written as a host name */
-    unsigned generation; /* set by whoever installs it: 1, 2, ... */
+    uint64_t hash;                 /* FNV-1a of the file's bytes: "did anything change?" */
+    struct config_file_id file_id; /* the file as opened for this load (before reading it) */
+    bool has_names;                /* some backend is written as a host name */
+    unsigned generation;           /* set by whoever installs it: 1, 2, ... */
     atomic_uint refs;
 };
 
@@ -115,5 +133,10 @@ int config_parse_size(const char *s, uint64_t *bytes, const char **why);
 void config_format_duration(uint64_t ms, char *buf, size_t len);
 void config_format_size(uint64_t bytes, char *buf, size_t len);
 uint64_t config_hash_bytes(const void *data, size_t len);
+
+/* stat() path (following symlinks) into *id; id->present is false if it fails. */
+void config_file_id_stat(const char *path, struct config_file_id *id);
+/* Same file, same size and times (settled is not compared). */
+bool config_file_id_equal(const struct config_file_id *a, const struct config_file_id *b);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 /* ---- durations, sizes, hashing ---------------------------------------------------------- */
@@ -838,6 +839,38 @@ int config_load_string(const char *name, const char *text, size_t len, struct co
     return 0;
 }
 
+static void file_id_of(const struct stat *st, struct config_file_id *id)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    *id =
+        (struct config_file_id){.present = true,
+                                .settled = wall.tv_sec - st->st_ctim.tv_sec > CONFIG_FILE_SETTLED_S,
+                                .dev = st->st_dev,
+                                .ino = st->st_ino,
+                                .size = st->st_size,
+                                .mtime = st->st_mtim,
+                                .ctime = st->st_ctim};
+}
+
+void config_file_id_stat(const char *path, struct config_file_id *id)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        file_id_of(&st, id);
+    else /* missing: the same until it is back */
+        *id = (struct config_file_id){.settled = true};
+}
+
+bool config_file_id_equal(const struct config_file_id *a, const struct config_file_id *b)
+{
+    if (!a->present || !b->present)
+        return a->present == b->present;
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
 int config_load_file(const char *path, struct config **out, struct config_error *err)
 {
     FILE *f = fopen(path, "rb");
@@ -845,6 +878,11 @@ int config_load_file(const char *path, struct config **out, struct config_error 
         snprintf(err->msg, sizeof(err->msg), "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
+    /* Before reading: a write while it is read changes the file after this, and is seen again. */
+    struct config_file_id id = {0};
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0)
+        file_id_of(&st, &id);
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     if (!buf)
@@ -874,6 +912,8 @@ int config_load_file(const char *path, struct config **out, struct config_error 
     }
     int rc = config_load_string(path, buf, len, out, err);
     free(buf);
+    if (rc == 0)
+        (*out)->file_id = id;
     return rc;
 }
 

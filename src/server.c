@@ -53,7 +53,8 @@ struct server {
     int wd;    /* inotify watch descriptor, -1 when not watching */
     char *dir; /* directory holding the configuration file */
     struct loop_timer debounce;
-    uint64_t first_event; /* when the current burst of file events began, 0 if none */
+    uint64_t first_event;       /* when the current burst of file events began, 0 if none */
+    struct config_file_id seen; /* the file when a load last began from an event (or startup) */
     struct loop_timer drain_timer;
     struct loop_timer resolve_timer;
     struct resolver *resolver; /* started at the first lookup round */
@@ -468,6 +469,17 @@ static void on_debounce(struct loop *l, struct loop_timer *t)
     srv->first_event = 0;
     if (srv->wd == -1)
         update_watch(srv); /* the directory was gone: try to watch it again */
+    /* The watch is on the directory (a rename over the file or a ConfigMap's symlink swap only
+     * shows there), so editors' swap files and other files' updates wake it too: those leave the
+     * file as it was and reload nothing. */
+    struct config_file_id now;
+    config_file_id_stat(srv->cfg->path, &now);
+    if (srv->seen.settled && config_file_id_equal(&now, &srv->seen)) {
+        log_debug("%s unchanged: the events in %s were about other files", srv->cfg->path,
+                  srv->dir);
+        return;
+    }
+    srv->seen = now;
     reload(srv, "file changed");
 }
 
@@ -645,6 +657,7 @@ static int setup_control(struct server *srv)
     srv->dir = strdup(copy ? dirname(copy) : ".");
     free(copy);
     srv->wd = -1;
+    srv->seen = srv->cfg->file_id;
     return 0;
 }
 

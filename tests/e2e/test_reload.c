@@ -535,6 +535,57 @@ static void test_configmap_symlink_swap(void **state)
     ferry_stop(f);
 }
 
+/*
+ * The watch is on the directory, so other files there (an editor's swap file, a neighbour's update)
+ * wake it too. Once the file is old enough that a change of it would show in its stat, those events
+ * reload nothing; a change of the file itself still does.
+ */
+static void test_other_files_in_the_directory_reload_nothing(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    const char *top = "log: {level: debug}\n";
+    struct ferry *f = ferry_start(route_yaml(top, "web", lport, backend_port(a)));
+    assert_served_by(lport, a);
+    const char *path = ferry_config_path(f);
+    const char *other = tfmt("%.*s/.ferry.yaml.swo", (int)(strrchr(path, '/') - path), path);
+
+    /* A file changed within the last CONFIG_FILE_SETTLED_S seconds is read again on any event
+     * (a second change could have left its stat as it was): touch the neighbour until ferry finds
+     * the file settled and unchanged, at most 20 times 0.5 s. */
+    const char *unchanged = "unchanged: the events in";
+    bool seen = false;
+    for (int i = 0; i < 20 && !seen; i++) {
+        write_file(other, tfmt("edit %d\n", i));
+        seen = ferry_wait_log(f, unchanged, 500);
+    }
+    if (!seen) {
+        ferry_dump(f, "no \"unchanged\" line");
+        fail_msg("events on another file of the directory never left the file unchanged");
+    }
+    int quiet = ferry_count_log(f, unchanged);
+    int loads = ferry_count_log(f, "reload: no change") + ferry_count_log(f, "reload rejected");
+    for (int i = 1; i <= 3; i++) {
+        write_file(other, tfmt("later edit %d\n", i));
+        if (!ferry_wait_log_count(f, unchanged, quiet + i, RELOAD_WAIT_MS)) {
+            ferry_dump(f, "an event was not skipped");
+            fail_msg("event %d on another file did not log \"%s\"", i, unchanged);
+        }
+    }
+    assert_int_equal(
+        ferry_count_log(f, "reload: no change") + ferry_count_log(f, "reload rejected"), loads);
+    assert_int_equal(ferry_count_log(f, "reload generation="), 0);
+
+    /* The file itself, rewritten in place (same inode), is still a change. */
+    write_file(path, route_yaml(top, "web", lport, backend_port(b)));
+    expect_generation(f, 2);
+    assert_served_by(lport, b);
+    unlink(other);
+    ferry_stop(f);
+}
+
 /* ---- 5. routes and listen addresses added and removed --------------------------------------- */
 
 static void test_routes_and_listeners_added_and_removed(void **state)
@@ -1212,6 +1263,7 @@ int main(void)
         E2E_TEST(test_100_reloads_under_traffic),
         E2E_TEST(test_file_replaced_by_rename),
         E2E_TEST(test_configmap_symlink_swap),
+        E2E_TEST(test_other_files_in_the_directory_reload_nothing),
         E2E_TEST(test_routes_and_listeners_added_and_removed),
         E2E_TEST(test_splice_turned_off_closes_kept_pipes),
         E2E_TEST(test_sighup_unchanged_is_no_change),

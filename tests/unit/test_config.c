@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -1088,6 +1089,72 @@ static void test_load_file(void **state)
     rmdir(dir);
 }
 
+/* What tells a change of the configuration file from an event on another file of its directory. */
+static void test_file_identity(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ferry-test-config-XXXXXX";
+    char path[128], next[128], other[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/ferry.yaml", dir);
+    snprintf(next, sizeof(next), "%s/ferry.yaml.new", dir);
+    snprintf(other, sizeof(other), "%s/.ferry.yaml.swp", dir);
+    write_file(path, full_example);
+
+    struct config *c = NULL;
+    struct config_error err;
+    if (config_load_file(path, &c, &err) != 0)
+        fail_msg("%s", err.msg);
+    struct config_file_id a, b;
+    config_file_id_stat(path, &a);
+    assert_true(a.present);
+    /* Written just now: a change within the timestamp granularity could keep the same stat. */
+    assert_false(a.settled);
+    assert_true(config_file_id_equal(&c->file_id, &a));
+    assert_true(c->file_id.present);
+
+    /* Another file of the directory leaves it as it was. */
+    write_file(other, "swap");
+    config_file_id_stat(path, &b);
+    assert_true(config_file_id_equal(&a, &b));
+
+    /* Rewritten in place (same inode). */
+    struct stat st0, st1;
+    assert_int_equal(stat(path, &st0), 0);
+    write_file(path, "routes: []\n");
+    config_file_id_stat(path, &b);
+    assert_false(config_file_id_equal(&a, &b));
+
+    /* Replaced by a rename: a new inode, whatever the size and times. */
+    config_file_id_stat(path, &a);
+    write_file(next, "routes: []\n");
+    assert_int_equal(rename(next, path), 0);
+    assert_int_equal(stat(path, &st1), 0);
+    assert_true(st1.st_ino != st0.st_ino);
+    config_file_id_stat(path, &b);
+    assert_false(config_file_id_equal(&a, &b));
+
+    /* Gone: the same as gone, different from present, and gone stays gone (settled). */
+    unlink(path);
+    config_file_id_stat(path, &a);
+    config_file_id_stat(path, &c->file_id);
+    assert_false(a.present);
+    assert_true(a.settled);
+    assert_true(config_file_id_equal(&a, &c->file_id));
+    assert_false(config_file_id_equal(&a, &b));
+    config_unref(c);
+
+    /* A file last changed long ago (the root directory, on any machine that has been up for more
+     * than a few seconds) is settled. */
+    assert_int_equal(stat("/", &st0), 0);
+    config_file_id_stat("/", &a);
+    if (time(NULL) - st0.st_ctim.tv_sec > 10)
+        assert_true(a.settled);
+
+    unlink(other);
+    rmdir(dir);
+}
+
 /* config_print's text for one route: from "route NAME\n" to the next "route " line. */
 static char *route_section(const char *out, const char *name)
 {
@@ -1242,6 +1309,7 @@ int main(void)
         cmocka_unit_test(test_unnamed_routes_get_distinct_names),
         cmocka_unit_test(test_shared_backends_and_ports_on_other_hosts),
         cmocka_unit_test(test_hash_follows_the_text),
+        cmocka_unit_test(test_file_identity),
         cmocka_unit_test(test_yaml_syntax_error),
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_top_level_must_be_a_mapping),
