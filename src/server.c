@@ -50,11 +50,14 @@ struct server {
     struct io sig;
     struct io exits;
     struct io inotify;
-    int wd;    /* inotify watch descriptor, -1 when not watching */
-    char *dir; /* directory holding the configuration file */
+    int wd;     /* inotify watch descriptor, -1 when not watching */
+    char *dir;  /* directory holding the configuration file */
+    char *base; /* the file's name in it */
     struct loop_timer debounce;
     uint64_t first_event;       /* when the current burst of file events began, 0 if none */
-    struct config_file_id seen; /* the file when a load last began from an event (or startup) */
+    struct config_file_id seen; /* the file as the last load read it (or as an event-driven load
+                                   in progress found it); not settled after a rejected reload */
+    bool burst_names_file;      /* an event of the current burst may be about the file itself */
     struct loop_timer drain_timer;
     struct loop_timer resolve_timer;
     struct resolver *resolver; /* started at the first lookup round */
@@ -212,6 +215,7 @@ static void apply_process_settings(struct server *srv, const struct config *cfg)
 }
 
 static void update_watch(struct server *srv);
+static void catch_up(struct server *srv);
 
 static void warn_no_idle_timeout(const struct config *cfg)
 {
@@ -228,6 +232,13 @@ static void on_resolved(struct loop *l, struct io *io, uint32_t ev);
  * Switch every worker to next (loaded and validated; a reference is taken over): bind the new
  * listen addresses first, roll back if a worker cannot swap, then log one line per difference.
  */
+/* A reload that did not take: the next event of any kind tries again (the cause may have been
+ * outside the file: a busy port, a failed lookup). */
+static void forget_seen(struct server *srv)
+{
+    srv->seen.settled = false;
+}
+
 static void install(struct server *srv, struct config *next, const char *why)
 {
     struct lsock **set;
@@ -237,6 +248,7 @@ static void install(struct server *srv, struct config *next, const char *why)
     if (build_listeners(srv, next, &set, &nset, &binds, msg, sizeof(msg)) != 0) {
         log_error("reload rejected (%s): %s; still running generation %u", why, msg,
                   srv->generation);
+        forget_seen(srv);
         config_unref(next);
         arm_resolve(srv);
         return;
@@ -252,6 +264,7 @@ static void install(struct server *srv, struct config *next, const char *why)
     if (rc != 0) {
         log_error("reload failed in worker %u: %s; rolling back to generation %u", done,
                   strerror(-rc), srv->generation);
+        forget_seen(srv);
         /* Put the workers that did swap back on the old configuration and sockets. */
         struct lsock **oset;
         size_t onset;
@@ -281,11 +294,14 @@ static void install(struct server *srv, struct config *next, const char *why)
     srv->cfg = next;
     srv->generation++;
     apply_process_settings(srv, next);
+    bool watched = srv->wd != -1;
     update_watch(srv);
     arm_resolve(srv);
     warn_no_idle_timeout(next);
     log_info("reload generation=%u routes=%zu listeners=%zu changes=%u (%s)", srv->generation,
              next->nroutes, nset, changes, why);
+    if (!watched && srv->wd != -1)
+        catch_up(srv);
 }
 
 /* The end of a reload, once its file is loaded (next, or NULL and err): install what changed. */
@@ -295,8 +311,10 @@ static void loaded(struct server *srv, struct config *next, const struct config_
     if (!next) {
         log_error("reload rejected (%s): %s; still running generation %u", why, err->msg,
                   srv->generation);
+        forget_seen(srv);
         return;
     }
+    srv->seen = next->file_id;
     if (next->hash == srv->cfg->hash && config_diff(srv->cfg, next, NULL, NULL) == 0) {
         log_info("reload: no change (%s)", why);
         config_unref(next);
@@ -467,16 +485,22 @@ static void on_debounce(struct loop *l, struct loop_timer *t)
     (void)l;
     struct server *srv = container_of(t, struct server, debounce);
     srv->first_event = 0;
-    if (srv->wd == -1)
+    bool names_file = srv->burst_names_file;
+    srv->burst_names_file = false;
+    bool retry = srv->wd == -1;
+    if (retry)
         update_watch(srv); /* the directory was gone: try to watch it again */
     /* The watch is on the directory (a rename over the file or a ConfigMap's symlink swap only
-     * shows there), so editors' swap files and other files' updates wake it too: those leave the
-     * file as it was and reload nothing. */
+     * shows there), so editors' swap files and other files' updates wake it too. A burst whose
+     * events all name other files reloads only if the file's stat moved (a symlink on the way to
+     * it may have been swapped); one that names the file reloads whatever its stat says (a write
+     * through a shared mapping leaves a tmpfs file's times as they were). */
     struct config_file_id now;
     config_file_id_stat(srv->cfg->path, &now);
-    if (srv->seen.settled && config_file_id_equal(&now, &srv->seen)) {
-        log_debug("%s unchanged: the events in %s were about other files", srv->cfg->path,
-                  srv->dir);
+    if (!names_file && srv->seen.settled && config_file_id_equal(&now, &srv->seen)) {
+        if (!retry)
+            log_debug("%s unchanged: the events in %s were about other files", srv->cfg->path,
+                      srv->dir);
         return;
     }
     srv->seen = now;
@@ -500,6 +524,11 @@ static void on_inotify(struct loop *l, struct io *io, uint32_t ev)
                 log_warn("configuration directory %s is gone; watching again when it is back",
                          srv->dir);
             }
+            /* The file, the directory itself, a ConfigMap's "..data" and its versions, or lost
+             * events: the file may have changed whatever its stat says. */
+            if (e->len == 0 || (e->mask & IN_Q_OVERFLOW) || strncmp(e->name, "..", 2) == 0 ||
+                strcmp(e->name, srv->base) == 0)
+                srv->burst_names_file = true;
             any = true;
             p += sizeof(*e) + e->len;
         }
@@ -513,6 +542,17 @@ static void on_inotify(struct loop *l, struct io *io, uint32_t ev)
     if (at > srv->first_event + RELOAD_MAX_DELAY_MS)
         at = srv->first_event + RELOAD_MAX_DELAY_MS;
     loop_timer_arm(l, &srv->debounce, at);
+}
+
+/* The watch has just begun: a change since the file was last read had no event to show it. */
+static void catch_up(struct server *srv)
+{
+    struct config_file_id now;
+    config_file_id_stat(srv->cfg->path, &now);
+    if (config_file_id_equal(&now, &srv->seen))
+        return;
+    srv->seen = now;
+    reload(srv, "file changed before it was watched");
 }
 
 /* Watch the directory, not the file: editors replace files by rename, and Kubernetes swaps a
@@ -656,6 +696,9 @@ static int setup_control(struct server *srv)
     char *copy = strdup(srv->cfg->path);
     srv->dir = strdup(copy ? dirname(copy) : ".");
     free(copy);
+    copy = strdup(srv->cfg->path);
+    srv->base = strdup(copy ? basename(copy) : "");
+    free(copy);
     srv->wd = -1;
     srv->seen = srv->cfg->file_id;
     return 0;
@@ -675,6 +718,7 @@ static void teardown(struct server *srv)
             close(fds[i]);
     loop_destroy(&srv->loop);
     free(srv->dir);
+    free(srv->base);
     config_unref(srv->cfg);
 }
 
@@ -768,6 +812,8 @@ int server_run(struct config *cfg)
     warn_no_idle_timeout(cfg);
     update_watch(&srv);
     arm_resolve(&srv);
+    if (srv.wd != -1)
+        catch_up(&srv);
     char pipes[32] = "";
     if (config_any_splice(cfg))
         snprintf(pipes, sizeof pipes, " max_pipes=%u", atomic_load(&srv.shared.max_pipes));

@@ -1136,12 +1136,14 @@ static void test_file_identity(void **state)
 
     /* Gone: the same as gone, different from present, and gone stays gone (settled). */
     unlink(path);
-    config_file_id_stat(path, &a);
-    config_file_id_stat(path, &c->file_id);
-    assert_false(a.present);
-    assert_true(a.settled);
-    assert_true(config_file_id_equal(&a, &c->file_id));
-    assert_false(config_file_id_equal(&a, &b));
+    struct config_file_id gone, again;
+    config_file_id_stat(path, &gone);
+    config_file_id_stat(path, &again);
+    assert_false(gone.present);
+    assert_true(gone.settled);
+    assert_true(config_file_id_equal(&gone, &again));
+    assert_false(config_file_id_equal(&gone, &b));
+    assert_false(config_file_id_equal(&b, &gone));
     config_unref(c);
 
     /* A file last changed long ago (the root directory, on any machine that has been up for more
