@@ -519,6 +519,11 @@ static void on_inotify(struct loop *l, struct io *io, uint32_t ev)
             break;
         for (char *p = buf; p < buf + n;) {
             struct inotify_event *e = (struct inotify_event *)p;
+            p += sizeof(*e) + e->len;
+            /* A watch ferry removed itself (reload.watch turned off) ends with IN_IGNORED too,
+             * and events queued for it before are about nothing watched now. */
+            if (!(e->mask & IN_Q_OVERFLOW) && (srv->wd == -1 || e->wd != srv->wd))
+                continue;
             if (e->mask & IN_IGNORED) { /* directory deleted or unmounted */
                 srv->wd = -1;
                 log_warn("configuration directory %s is gone; watching again when it is back",
@@ -530,7 +535,6 @@ static void on_inotify(struct loop *l, struct io *io, uint32_t ev)
                 strcmp(e->name, srv->base) == 0)
                 srv->burst_names_file = true;
             any = true;
-            p += sizeof(*e) + e->len;
         }
     }
     if (!any)

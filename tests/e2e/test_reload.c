@@ -919,6 +919,41 @@ static void test_watch_false_only_sighup_reloads(void **state)
     ferry_stop(f);
 }
 
+/* Turning the watch off by a reload removes it quietly: the end of ferry's own watch is not the
+ * directory going away, and reloads nothing. */
+static void test_watch_turned_off_by_a_reload(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(route_yaml("", "web", lport, backend_port(a)));
+    assert_true(ferry_wait_log(f, "watching ", RELOAD_WAIT_MS));
+
+    const char *off = "reload: {watch: false}\n";
+    replace_file(ferry_config_path(f), route_yaml(off, "web", lport, backend_port(b)));
+    expect_generation(f, 2);
+    assert_served_by(lport, b);
+    assert_true(ferry_wait_log(f, "no longer watching", RELOAD_WAIT_MS));
+    /* Two SIGHUPs one after the other: the events queued when the watch went are handled by the
+     * time the second one's load is logged. */
+    ferry_signal(f, SIGHUP);
+    expect_count(f, "reload: no change (SIGHUP)", 1, "first SIGHUP");
+    ferry_signal(f, SIGHUP);
+    expect_count(f, "reload: no change (SIGHUP)", 2, "second SIGHUP");
+    assert_int_equal(ferry_count_log(f, "is gone"), 0);
+    assert_int_equal(ferry_count_log(f, "reload: no change (file changed)"), 0);
+
+    /* And the file is no longer followed. */
+    int by_event = ferry_count_log(f, "(file changed)");
+    write_file(ferry_config_path(f), route_yaml(off, "web", lport, backend_port(a)));
+    ferry_signal(f, SIGHUP);
+    expect_generation(f, 3);
+    assert_int_equal(ferry_count_log(f, "(file changed)"), by_event);
+    assert_served_by(lport, a);
+    ferry_stop(f);
+}
+
 /* A tracked listening socket on ip:port (port 0: any); stores the port. Returns fd or -errno. */
 static int listen_on(const char *ip, int *port)
 {
@@ -1344,6 +1379,7 @@ int main(void)
         E2E_TEST(test_sighup_unchanged_is_no_change),
         E2E_TEST(test_unchanged_address_keeps_socket_when_route_renamed),
         E2E_TEST(test_watch_false_only_sighup_reloads),
+        E2E_TEST(test_watch_turned_off_by_a_reload),
         E2E_TEST(test_backend_host_name_followed),
         E2E_TEST(test_reload_keeps_an_address_its_name_still_has),
         E2E_TEST(test_dns_that_never_answers_does_not_hold_sigterm),
