@@ -74,7 +74,8 @@ int config_parse_duration(const char *s, bool allow_zero, uint64_t *ms, const ch
             return 0;
         }
     }
-    *why = "unknown duration unit (use ms, s, m or h)";
+    *why = *end == '.' || *end == ',' ? "must be a whole number (for 1.5s write 1500ms)"
+                                      : "unknown duration unit (use ms, s, m or h)";
     return -1;
 }
 
@@ -94,7 +95,8 @@ int config_parse_size(const char *s, uint64_t *bytes, const char **why)
     else if (strcmp(end, "MiB") == 0)
         mult = 1024 * 1024;
     else {
-        *why = "unknown size unit (use bytes, KiB or MiB)";
+        *why = *end == '.' || *end == ',' ? "must be a whole number (for 1.5KiB write 1536)"
+                                          : "unknown size unit (use bytes, KiB or MiB)";
         return -1;
     }
     if (v > (1ull << 40) / mult) {
@@ -881,8 +883,15 @@ int config_load_file(const char *path, struct config **out, struct config_error 
     /* Before reading: a write while it is read changes the file after this, and is seen again. */
     struct config_file_id id = {0};
     struct stat st;
-    if (fstat(fileno(f), &st) == 0)
+    if (fstat(fileno(f), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            snprintf(err->msg, sizeof(err->msg), "%s: is a directory, not a configuration file",
+                     path);
+            fclose(f);
+            return -1;
+        }
         file_id_of(&st, &id);
+    }
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     if (!buf)

@@ -79,6 +79,13 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check) {
+        /* The same warning the running ferry logs, where whoever checks the file sees it. */
+        for (size_t i = 0; i < cfg->nroutes; i++)
+            if (cfg->routes[i].s.idle_timeout_ms == 0)
+                fprintf(stderr,
+                        "%s: warning: route %s: idle_timeout is 0: stuck connections are "
+                        "never closed\n",
+                        path, cfg->routes[i].name);
         config_print(cfg, stdout);
         config_unref(cfg);
         return 0;

@@ -599,14 +599,17 @@ static void on_drain_timeout(struct loop *l, struct loop_timer *t)
 {
     (void)l;
     struct server *srv = container_of(t, struct server, drain_timer);
-    log_info("shutdown_timeout reached: closing %u connections", atomic_load(&srv->shared.active));
+    unsigned n = atomic_load(&srv->shared.active);
+    log_info("shutdown_timeout reached: closing %u connection%s", n, n == 1 ? "" : "s");
     request_all(srv, WREQ_CLOSE_ALL);
 }
 
 static void begin_shutdown(struct server *srv, const char *signame)
 {
     if (srv->shutting_down) {
-        log_info("%s again: closing %u connections now", signame, atomic_load(&srv->shared.active));
+        unsigned n = atomic_load(&srv->shared.active);
+        log_info("%s during the graceful shutdown: closing %u connection%s now", signame, n,
+                 n == 1 ? "" : "s");
         request_all(srv, WREQ_CLOSE_ALL);
         return;
     }

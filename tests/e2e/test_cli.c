@@ -150,6 +150,30 @@ static void test_check_does_not_listen(void **state)
     }
 }
 
+/* idle_timeout: 0 is valid, and warned about at --check as when ferry runs. */
+static void test_check_warns_about_idle_timeout_zero(void **state)
+{
+    (void)state;
+    struct ferry *f;
+    int code = ferry_run(tfmt("routes:\n"
+                              "  - name: web\n"
+                              "    listen: 127.0.0.1:%d\n"
+                              "    backends: [127.0.0.1:9001]\n"
+                              "  - name: db\n"
+                              "    listen: 127.0.0.1:%d\n"
+                              "    idle_timeout: 0\n"
+                              "    backends: [127.0.0.1:9002]\n",
+                              free_port(AF_INET), free_port(AF_INET)),
+                         check_args, 5000, &f);
+    char *err = owned(ferry_stderr(f));
+    if (code != 0) {
+        ferry_dump(f, "--check");
+        fail_msg("--check exited %d on a valid file", code);
+    }
+    if (!strstr(err, "warning: route db: idle_timeout is 0") || strstr(err, "route web"))
+        fail_msg("--check stderr: \"%s\" (want one warning, for route db)", err);
+}
+
 static void test_check_rejects_bad_file(void **state)
 {
     (void)state;
@@ -358,6 +382,7 @@ int main(void)
         E2E_TEST(test_bad_flag_exit_2),
         E2E_TEST(test_check_prints_routes),
         E2E_TEST(test_check_does_not_listen),
+        E2E_TEST(test_check_warns_about_idle_timeout_zero),
         E2E_TEST(test_check_rejects_bad_file),
         E2E_TEST(test_missing_config_file),
         E2E_TEST(test_unknown_key),

@@ -1083,6 +1083,7 @@ static void test_load_file(void **state)
     /* A directory is not a configuration file. */
     assert_int_equal(config_load_file(dir, &c, &err), -1);
     assert_non_null(strstr(err.msg, dir));
+    assert_non_null(strstr(err.msg, "is a directory"));
 
     unlink(path);
     unlink(bad);

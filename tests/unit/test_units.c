@@ -101,7 +101,8 @@ static void test_duration_rejects_malformed(void **state)
     dur_bad("5S", false, "unknown duration unit"); /* units are lower case */
     dur_bad("5 s", false, "unknown duration unit");
     dur_bad("5s ", false, "unknown duration unit");
-    dur_bad("1.5s", false, "unknown duration unit");
+    dur_bad("1.5s", false, "must be a whole number (for 1.5s write 1500ms)");
+    dur_bad("2,5m", false, "must be a whole number");
     dur_bad("1d", false, "unknown duration unit");
     dur_bad("5ms5", false, "unknown duration unit");
     dur_bad("-1s", true, "expected a duration");
@@ -154,7 +155,8 @@ static void test_size_rejects_malformed(void **state)
     size_bad("16kib", "unknown size unit");
     size_bad("1GiB", "unknown size unit");
     size_bad("16 KiB", "unknown size unit");
-    size_bad("1.5MiB", "unknown size unit");
+    size_bad("1.5MiB", "must be a whole number (for 1.5KiB write 1536)");
+    size_bad("0.5", "must be a whole number");
     size_bad("-1", "expected a size");
     size_bad("KiB", "expected a size");
     size_bad("", "expected a size");
