@@ -769,7 +769,7 @@ static void config_free(struct config *c)
     free(c);
 }
 
-int config_load_string(const char *name, const char *text, size_t len, struct config **out,
+static int load_string(const char *name, const char *text, size_t len, struct config **out,
                        struct config_error *err)
 {
     struct config *c = calloc(1, sizeof(*c));
@@ -873,7 +873,7 @@ bool config_file_id_equal(const struct config_file_id *a, const struct config_fi
            a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-int config_load_file(const char *path, struct config **out, struct config_error *err)
+static int load_file(const char *path, struct config **out, struct config_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -919,10 +919,47 @@ int config_load_file(const char *path, struct config **out, struct config_error 
         free(buf);
         return -1;
     }
-    int rc = config_load_string(path, buf, len, out, err);
+    int rc = load_string(path, buf, len, out, err);
     free(buf);
     if (rc == 0)
         (*out)->file_id = id;
+    return rc;
+}
+
+/* Control characters from the file (a quoted name with a newline, say) are written as escapes,
+ * so a message stays one line and cannot pass for a log line of its own. */
+static void escape_controls(char *msg, size_t size)
+{
+    char out[sizeof(((struct config_error *)0)->msg)];
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)msg; *c && o + 5 < sizeof(out); c++) {
+        if (*c == '\n' || *c == '\t' || *c == '\r') {
+            out[o++] = '\\';
+            out[o++] = *c == '\n' ? 'n' : *c == '\t' ? 't' : 'r';
+        } else if (*c < 0x20 || *c == 0x7f) {
+            o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", *c);
+        } else {
+            out[o++] = (char)*c;
+        }
+    }
+    out[o] = '\0';
+    snprintf(msg, size, "%s", out);
+}
+
+int config_load_string(const char *name, const char *text, size_t len, struct config **out,
+                       struct config_error *err)
+{
+    int rc = load_string(name, text, len, out, err);
+    if (rc != 0)
+        escape_controls(err->msg, sizeof(err->msg));
+    return rc;
+}
+
+int config_load_file(const char *path, struct config **out, struct config_error *err)
+{
+    int rc = load_file(path, out, err);
+    if (rc != 0)
+        escape_controls(err->msg, sizeof(err->msg));
     return rc;
 }
 

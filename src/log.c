@@ -98,6 +98,26 @@ static void put_json_str(struct line *l, const char *s)
     puts_(l, "\"");
 }
 
+/* Text lines escape control characters, so one event is one line whatever a value holds. */
+static void put_text(struct line *l, const char *s)
+{
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != 0x7f)
+            continue;
+        put(l, run, (size_t)(s - run));
+        if (c == '\n' || c == '\t' || c == '\r') {
+            char e[2] = {'\\', c == '\n' ? 'n' : c == '\t' ? 't' : 'r'};
+            put(l, e, 2);
+        } else {
+            putf(l, "\\x%02x", c);
+        }
+        run = s + 1;
+    }
+    put(l, run, (size_t)(s - run));
+}
+
 static void put_time(struct line *l)
 {
     struct timespec ts;
@@ -152,7 +172,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
         put_json_str(&l, text);
         puts_(&l, "}");
     } else {
-        puts_(&l, text);
+        put_text(&l, text);
     }
     emit(&l);
 }
@@ -167,7 +187,7 @@ void log_fields(enum log_level level, const char *msg, const struct log_field *f
     if (json)
         put_json_str(&l, msg);
     else
-        puts_(&l, msg);
+        put_text(&l, msg);
     for (size_t i = 0; i < n; i++) {
         if (json) {
             puts_(&l, ",");
@@ -178,7 +198,8 @@ void log_fields(enum log_level level, const char *msg, const struct log_field *f
             else
                 putf(&l, "%lld", f[i].num);
         } else if (f[i].str) {
-            putf(&l, " %s=%s", f[i].key, f[i].str);
+            putf(&l, " %s=", f[i].key);
+            put_text(&l, f[i].str);
         } else {
             putf(&l, " %s=%lld", f[i].key, f[i].num);
         }

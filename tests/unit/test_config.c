@@ -450,6 +450,23 @@ static void test_hash_follows_the_text(void **state)
 
 /* ---- invalid files: syntax and structure ---------------------------------------------------- */
 
+/* A value quoted into a message keeps the message on one line: control characters are escaped. */
+static void test_error_escapes_control_characters(void **state)
+{
+    (void)state;
+    const char *yaml = "routes:\n"
+                       "  - name: \"web\\n2026-01-01T00:00:00.000Z info fake\\x01\"\n"
+                       "    listen: 127.0.0.1:8080\n"
+                       "    backends: [127.0.0.1:9000]\n";
+    expect_error(yaml, 2, 11, "web\\n2026-01-01T00:00:00.000Z info fake\\x01");
+    struct config *c = NULL;
+    struct config_error err;
+    assert_int_equal(config_load_string(NAME, yaml, strlen(yaml), &c, &err), -1);
+    for (const char *m = err.msg; *m; m++)
+        if ((unsigned char)*m < 0x20)
+            fail_msg("control character 0x%02x in \"%s\"", (unsigned char)*m, err.msg);
+}
+
 static void test_yaml_syntax_error(void **state)
 {
     (void)state;
@@ -1314,6 +1331,7 @@ int main(void)
         cmocka_unit_test(test_hash_follows_the_text),
         cmocka_unit_test(test_file_identity),
         cmocka_unit_test(test_yaml_syntax_error),
+        cmocka_unit_test(test_error_escapes_control_characters),
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_top_level_must_be_a_mapping),
         cmocka_unit_test(test_missing_routes),
