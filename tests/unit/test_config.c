@@ -687,6 +687,37 @@ static void test_duplicate_listen_address(void **state)
                  3, 46, "listen address '127.0.0.1:8080' is already used");
 }
 
+/* A wildcard address takes its port on every address of its family: a specific address of the
+ * same family and port could not be listened on beside it, in either order. */
+static void test_wildcard_listen_overlaps(void **state)
+{
+    (void)state;
+    expect_error("routes:\n"
+                 "  - name: a\n"
+                 "    listen: 0.0.0.0:8080\n"
+                 "    backends: [127.0.0.1:9000]\n"
+                 "  - name: b\n"
+                 "    listen: 127.0.0.1:8080\n"
+                 "    backends: [127.0.0.1:9000]\n",
+                 6, 13, "listen address '127.0.0.1:8080' overlaps '0.0.0.0:8080' of route 'a'");
+    expect_error("routes:\n"
+                 "  - name: a\n"
+                 "    listen: ['[::1]:8080', '[::]:8080']\n"
+                 "    backends: [127.0.0.1:9000]\n",
+                 3, 28, "listen address '[::]:8080' overlaps '[::1]:8080' of route 'a'");
+    /* Other port, other family (IPv6 sockets are v6-only): no overlap. */
+    const char *ok = "routes:\n"
+                     "  - name: a\n"
+                     "    listen: [0.0.0.0:8080, 127.0.0.1:8081, '[::]:8080', '[::1]:8081']\n"
+                     "    backends: [127.0.0.1:9000]\n";
+    struct config *c = NULL;
+    struct config_error err;
+    if (config_load_string(NAME, ok, strlen(ok), &c, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(c->routes[0].nlistens, 4);
+    config_unref(c);
+}
+
 static void test_missing_listen_or_backends(void **state)
 {
     (void)state;
@@ -1344,6 +1375,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_duplicate_route_name),
         cmocka_unit_test(test_duplicate_listen_address),
+        cmocka_unit_test(test_wildcard_listen_overlaps),
         cmocka_unit_test(test_missing_listen_or_backends),
         cmocka_unit_test(test_bad_ports_and_addresses),
         cmocka_unit_test(test_buffer_size_range),
