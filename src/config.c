@@ -673,6 +673,14 @@ static int set_backends(struct pctx *p, yaml_node_t *v, const char *key)
         p->backend = NULL;
         if (rc)
             return -1;
+        /* The same address twice is one backend counted twice: weight says that plainly. */
+        const struct backend_conf *nb = &r->backends[r->nbackends - 1];
+        for (size_t i = 0; i + 1 < r->nbackends; i++)
+            if (strcmp(r->backends[i].address, nb->address) == 0)
+                return fail_at(p, b,
+                               "backend '%s' is listed twice in this route (give it a weight "
+                               "instead)",
+                               nb->address);
     }
     return 0;
 }

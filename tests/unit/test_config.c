@@ -687,6 +687,19 @@ static void test_duplicate_listen_address(void **state)
                  3, 46, "listen address '127.0.0.1:8080' is already used");
 }
 
+static void test_backend_listed_twice(void **state)
+{
+    (void)state;
+    expect_error("routes:\n"
+                 "  - name: web\n"
+                 "    listen: 127.0.0.1:8080\n"
+                 "    backends:\n"
+                 "      - 127.0.0.1:9000\n"
+                 "      - 127.0.0.1:9001\n"
+                 "      - {address: 127.0.0.1:9000, weight: 2}\n",
+                 7, 9, "backend '127.0.0.1:9000' is listed twice in this route");
+}
+
 /* A wildcard address takes its port on every address of its family: a specific address of the
  * same family and port could not be listened on beside it, in either order. */
 static void test_wildcard_listen_overlaps(void **state)
@@ -1376,6 +1389,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_route_name),
         cmocka_unit_test(test_duplicate_listen_address),
         cmocka_unit_test(test_wildcard_listen_overlaps),
+        cmocka_unit_test(test_backend_listed_twice),
         cmocka_unit_test(test_missing_listen_or_backends),
         cmocka_unit_test(test_bad_ports_and_addresses),
         cmocka_unit_test(test_buffer_size_range),
