@@ -561,25 +561,53 @@ static void expect_count(struct ferry *f, const char *needle, int n, const char 
     }
 }
 
+/* A ferry logging at debug level with route web to backend a (b is the one to switch to), and the
+ * path of another file in its directory, removed at teardown. */
+struct neighbour {
+    struct backend *a, *b;
+    int lport;
+    struct ferry *f;
+    const char *path, *other;
+};
+
+#define NEIGHBOUR_TOP "log: {level: debug}\n"
+
+static void neighbour_start(struct neighbour *n, const char *other_name)
+{
+    n->a = backend_start(AF_INET, BACKEND_GREET);
+    n->b = backend_start(AF_INET, BACKEND_GREET);
+    n->lport = free_port(AF_INET);
+    n->f = ferry_start(route_yaml(NEIGHBOUR_TOP, "web", n->lport, backend_port(n->a)));
+    n->path = ferry_config_path(n->f);
+    n->other = tfmt("%.*s/%s", (int)(strrchr(n->path, '/') - n->path), n->path, other_name);
+    registry_defer(unlink_path, (void *)n->other);
+}
+
+/* The file itself rewritten in place (same inode) is a change: generation 2 serves b. */
+static void neighbour_finish_on_b(struct neighbour *n)
+{
+    write_file(n->path, route_yaml(NEIGHBOUR_TOP, "web", n->lport, backend_port(n->b)));
+    expect_generation(n->f, 2);
+    assert_served_by(n->lport, n->b);
+    unlink(n->other);
+    ferry_stop(n->f);
+}
+
 /*
  * The watch is on the directory, so other files there (an editor's swap file, a neighbour's update)
  * wake it too. Once the file is old enough that a change of it would show in its stat, events that
- * name only other files reload nothing; an event that names the file reloads even when its stat is
- * as it was (a write through a shared mapping can leave a file's times alone), and so does the
- * first event after a SIGHUP.
+ * name only other files reload nothing, also after a SIGHUP (its load read the file as it is); an
+ * event that names the file reloads even when its stat is as it was (a write through a shared
+ * mapping can leave a file's times alone).
  */
 static void test_other_files_in_the_directory_reload_nothing(void **state)
 {
     (void)state;
-    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
-    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
-    int lport = free_port(AF_INET);
-    const char *top = "log: {level: debug}\n";
-    struct ferry *f = ferry_start(route_yaml(top, "web", lport, backend_port(a)));
-    assert_served_by(lport, a);
-    const char *path = ferry_config_path(f);
-    const char *other = tfmt("%.*s/.ferry.yaml.swo", (int)(strrchr(path, '/') - path), path);
-    registry_defer(unlink_path, (void *)other);
+    struct neighbour n;
+    neighbour_start(&n, ".ferry.yaml.swo");
+    struct ferry *f = n.f;
+    const char *path = n.path, *other = n.other;
+    assert_served_by(n.lport, n.a);
 
     /* A file changed within the last CONFIG_FILE_SETTLED_S seconds is read again on any event
      * (a second change could have left its stat as it was): touch the neighbour until ferry finds
@@ -613,12 +641,7 @@ static void test_other_files_in_the_directory_reload_nothing(void **state)
     expect_count(f, by_event, loads + 1, "event naming the file");
     assert_int_equal(ferry_count_log(f, "reload generation="), 0);
 
-    /* The file itself, rewritten in place (same inode), is a change. */
-    write_file(path, route_yaml(top, "web", lport, backend_port(b)));
-    expect_generation(f, 2);
-    assert_served_by(lport, b);
-    unlink(other);
-    ferry_stop(f);
+    neighbour_finish_on_b(&n);
 }
 
 /* A rejected reload is tried again on the next event of any kind, even once the file has settled:
@@ -626,14 +649,10 @@ static void test_other_files_in_the_directory_reload_nothing(void **state)
 static void test_rejected_reload_is_retried_on_any_event(void **state)
 {
     (void)state;
-    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
-    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
-    int lport = free_port(AF_INET);
-    const char *top = "log: {level: debug}\n";
-    struct ferry *f = ferry_start(route_yaml(top, "web", lport, backend_port(a)));
-    const char *path = ferry_config_path(f);
-    const char *other = tfmt("%.*s/notes.txt", (int)(strrchr(path, '/') - path), path);
-    registry_defer(unlink_path, (void *)other);
+    struct neighbour n;
+    neighbour_start(&n, "notes.txt");
+    struct ferry *f = n.f;
+    const char *path = n.path, *other = n.other;
 
     write_file(path, "routes: [\n");
     expect_count(f, "reload rejected", 1, "bad file");
@@ -652,12 +671,7 @@ static void test_rejected_reload_is_retried_on_any_event(void **state)
     write_file(other, "settled\n");
     expect_count(f, "reload rejected", ++rejected, "event once the bad file settled");
     assert_int_equal(ferry_count_log(f, "unchanged: the events in"), 0);
-
-    write_file(path, route_yaml(top, "web", lport, backend_port(b)));
-    expect_generation(f, 2);
-    assert_served_by(lport, b);
-    unlink(other);
-    ferry_stop(f);
+    neighbour_finish_on_b(&n);
 }
 
 /* ---- 5. routes and listen addresses added and removed --------------------------------------- */
