@@ -181,6 +181,7 @@ static void on_accept(struct loop *l, struct io *io, uint32_t ev)
      * spread over the workers. Measured with 2 workers: the split of 64 simultaneous clients
      * went from about 30/70 to 50/50, and new connections per second rose about 15%. */
     int batch = sh->nworkers > 1 ? 1 : ACCEPT_BATCH;
+    bool accepted = false;
     for (int i = 0; i < batch && io->fd != -1 && !w->accept_block; i++) {
         if (!take_slot(sh)) {
             set_full(w, true);
@@ -190,7 +191,13 @@ static void on_accept(struct loop *l, struct io *io, uint32_t ev)
         struct sockaddr_any peer;
         int fd = sock_accept(io->fd, &peer);
         if (fd >= 0) {
+            if (log_enabled(LOG_DEBUG)) {
+                char a[SOCK_ADDRSTRLEN];
+                sock_addr_format(&peer, a, sizeof(a));
+                log_debug("worker %u: accepted %s on %s", w->id, a, wl->ls->name);
+            }
             session_start(w, wl->route, fd, &peer);
+            accepted = true;
             continue;
         }
         atomic_fetch_sub(&sh->active, 1);
@@ -224,5 +231,17 @@ static void on_accept(struct loop *l, struct io *io, uint32_t ev)
             log_error("accept on %s: %s", wl->ls->name, strerror(-fd));
             return;
         }
+    }
+    /* The kernel wakes the first idle worker in the socket's wait queue, which is the order the
+     * workers registered in: the same worker would take every client that arrives while it is
+     * idle, and long-lived connections opened one after another (a client's pool) would all
+     * land on one worker. Registering again puts this worker last, so idle workers take turns. */
+    if (accepted && sh->exclusive && io->fd != -1 && !w->accept_block) {
+        uint32_t want = listen_interest(w);
+        int rc = loop_io_set(l, io, 0);
+        if (rc == 0)
+            rc = loop_io_set(l, io, want);
+        if (rc != 0)
+            log_error("worker %u: cannot watch %s again: %s", w->id, wl->ls->name, strerror(-rc));
     }
 }

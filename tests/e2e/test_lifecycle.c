@@ -70,6 +70,40 @@ static void test_two_workers(void **state)
     ferry_stop(f);
 }
 
+/* Clients that arrive one at a time, while both workers are idle, go to the workers in turn: a
+ * client's pool of long-lived connections does not all land on one worker. */
+static void test_idle_workers_take_turns(void **state)
+{
+    (void)state;
+    enum { N = 10 };
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("workers: 2\n"
+                                       "log: {level: debug}\n"
+                                       "routes:\n"
+                                       "  - name: w\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, backend_port(b)));
+    static int fds[N];
+    for (int i = 0; i < N; i++) {
+        /* Each exchange completes before the next client connects: both workers wait again. */
+        fds[i] = connect_ok(lport);
+        send_str(fds[i], "turn");
+        recv_expect(fds[i], "turn");
+    }
+    assert_true(ferry_wait_log_count(f, ": accepted ", N, NET_TIMEOUT_MS));
+    int w0 = ferry_count_log(f, "worker 0: accepted"),
+        w1 = ferry_count_log(f, "worker 1: accepted");
+    if (w0 + w1 != N || w0 < 3 || w1 < 3) {
+        ferry_dump(f, "accepts per worker");
+        fail_msg("%d clients one after another: worker 0 took %d, worker 1 took %d", N, w0, w1);
+    }
+    for (int i = 0; i < N; i++)
+        close_fd(fds[i]);
+    ferry_stop(f);
+}
+
 /*
  * Polls connects to port until one is refused; true if that happens within timeout_ms. A connect
  * that still succeeds (ferry logs the shutdown just before it closes the listener) is reset, so
@@ -299,6 +333,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         E2E_TEST(test_listen_list),
         E2E_TEST(test_two_workers),
+        E2E_TEST(test_idle_workers_take_turns),
         E2E_TEST(test_sigterm_drains_open_connection),
         E2E_TEST(test_shutdown_timeout_cuts_connection),
         E2E_TEST(test_sigint_stops_cleanly),
