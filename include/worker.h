@@ -37,8 +37,10 @@ struct shared {
     atomic_uint active;          /* client connections open, all workers */
     atomic_uint max_connections; /* limit on active */
     atomic_uint full_paused;     /* workers that stopped accepting because active hit the limit */
-    atomic_uint pipes_open;      /* splice pipes open, all workers (see pipepool.h) */
-    atomic_uint max_pipes;       /* limit on pipes_open */
+    atomic_uint full_pauses;     /* pauses for the limit since the last one logged */
+    _Atomic uint64_t full_logged_at; /* when a pause for the limit was last logged (loop ms) */
+    atomic_uint pipes_open;          /* splice pipes open, all workers (see pipepool.h) */
+    atomic_uint max_pipes;           /* limit on pipes_open */
     struct worker **workers;
     unsigned nworkers;
     bool exclusive; /* several workers share each listening fd: register with EPOLLEXCLUSIVE */
@@ -111,6 +113,7 @@ struct worker {
     struct loop_timer accept_timer; /* ends an ACCEPT_BLOCK_FDS back-off */
     struct loop_timer trim_timer;   /* every WORKER_TRIM_MS: release what bursts left unused */
     uint64_t fds_logged_at;         /* when EMFILE/ENFILE was last logged */
+    bool full_logged;               /* this worker's current pause for the limit was logged */
 
     /* One pool per distinct buffer size in use; a slot is reused once no route refers to it. */
     struct bufpool pools[WORKER_MAX_POOLS];

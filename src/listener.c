@@ -46,15 +46,33 @@ static void set_full(struct worker *w, bool full)
     bool was = (w->accept_block & ACCEPT_BLOCK_FULL) != 0;
     if (full == was)
         return;
+    struct shared *sh = w->shared;
     if (full) {
         w->accept_block |= ACCEPT_BLOCK_FULL;
-        atomic_fetch_add(&w->shared->full_paused, 1);
-        log_warn("max_connections (%u) reached: accepting paused",
-                 atomic_load(&w->shared->max_connections));
+        atomic_fetch_add(&sh->full_paused, 1);
+        /* At the limit, every client that leaves lets one more in and the limit is hit again:
+         * one line per episode and then at most one per ACCEPT_LOG_EVERY_MS (any worker), with
+         * the pauses in between counted. */
+        unsigned pauses = atomic_fetch_add(&sh->full_pauses, 1) + 1;
+        uint64_t last = atomic_load(&sh->full_logged_at), now = w->loop.now;
+        if ((last == 0 || now >= last + ACCEPT_LOG_EVERY_MS) &&
+            atomic_compare_exchange_strong(&sh->full_logged_at, &last, now)) {
+            pauses = atomic_exchange(&sh->full_pauses, 0);
+            unsigned max = atomic_load(&sh->max_connections);
+            if (pauses > 1)
+                log_warn("max_connections (%u) reached: accepting paused (%u pauses since the "
+                         "last such line; logged at most every %ds)",
+                         max, pauses, ACCEPT_LOG_EVERY_MS / 1000);
+            else
+                log_warn("max_connections (%u) reached: accepting paused", max);
+            w->full_logged = true;
+        }
     } else {
         w->accept_block &= ~ACCEPT_BLOCK_FULL;
-        atomic_fetch_sub(&w->shared->full_paused, 1);
-        log_info("below max_connections again: accepting resumed");
+        atomic_fetch_sub(&sh->full_paused, 1);
+        if (w->full_logged)
+            log_info("below max_connections again: accepting resumed");
+        w->full_logged = false;
     }
 }
 
