@@ -743,11 +743,20 @@ static enum session_cause connect_cause(int err)
 static void report_failure(struct session *s, size_t idx, int err)
 {
     struct route_rt *rt = s->route;
-    const char *addr = rt->bal.b[idx].conf->address;
-    if (balancer_report(&rt->bal, idx, false, s->w->loop.now))
-        log_warn("backend %s of route %s is down: %s", addr, rt->conf->name,
+    const struct backend_conf *bc = rt->bal.b[idx].conf;
+    const char *addr = bc->address;
+    if (balancer_report(&rt->bal, idx, false, s->w->loop.now)) {
+        /* A name says which address was tried (localhost may be ::1 while the backend listens
+         * on 127.0.0.1 only). */
+        char tried[SOCK_ADDRSTRLEN + 4] = "";
+        if (bc->named) {
+            char a[SOCK_ADDRSTRLEN];
+            sock_addr_format(&bc->addr, a, sizeof(a));
+            snprintf(tried, sizeof(tried), " (%s)", a);
+        }
+        log_warn("backend %s%s of route %s is down: %s", addr, tried, rt->conf->name,
                  err == ETIMEDOUT ? "connect timed out" : strerror(err));
-    else
+    } else
         log_debug("connect to %s (route %s): %s", addr, rt->conf->name, strerror(err));
     s->cause = (uint8_t)connect_cause(err);
 }

@@ -6,6 +6,7 @@
  * by weight.
  */
 #include "e2e.h"
+#include "reload_support.h"
 
 static void test_refused_backend_next_backend(void **state)
 {
@@ -80,6 +81,32 @@ static void test_all_backends_down_client_closed_fast(void **state)
             fail_msg("cause=%s, want connect_refused or no_backend: %s", cause, line);
         }
     }
+    ferry_stop(f);
+}
+
+/* A backend written as a host name is reported down with the address that was tried. */
+static void test_down_named_backend_shows_the_address_tried(void **state)
+{
+    (void)state;
+    int down;
+    assert_ok(refusing_port(AF_INET, &down), "refusing port");
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: named\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    connect_attempts: 1\n"
+                                       "    backends: [localhost:%d]\n",
+                                       lport, down));
+    int c = connect_ok(lport);
+    assert_true(wait_closed(c, NET_TIMEOUT_MS, NULL) != -ETIMEDOUT);
+    close_fd(c);
+    const char *needle = tfmt("backend localhost:%d (", down);
+    assert_true(ferry_wait_log(f, needle, NET_TIMEOUT_MS));
+    const char *line = log_line(f, needle);
+    /* localhost is 127.0.0.1 or ::1, whichever the resolver returned first. */
+    if (!strstr(line, tfmt("(127.0.0.1:%d) of route named is down", down)) &&
+        !strstr(line, tfmt("([::1]:%d) of route named is down", down)))
+        fail_msg("no address tried in: %s", line);
     ferry_stop(f);
 }
 
@@ -240,6 +267,7 @@ int main(void)
         E2E_TEST(test_refused_backend_next_backend),
         E2E_TEST(test_all_backends_down_client_closed_fast),
         E2E_TEST(test_request_that_reached_no_backend_is_reset),
+        E2E_TEST(test_down_named_backend_shows_the_address_tried),
         E2E_TEST(test_attempts_try_different_backends),
         E2E_TEST(test_no_failover_after_connect),
         E2E_TEST(test_round_robin_weights),
