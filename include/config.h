@@ -125,6 +125,12 @@ void config_print(const struct config *c, FILE *out);
 /* Does any route relay through splice(2) pipes? */
 bool config_any_splice(const struct config *c);
 
+/* CPUs a cgroup CPU quota allows (quota and period in the same unit), rounded up, at most
+ * CONFIG_WORKERS_MAX; 0 if there is no quota (quota <= 0). */
+unsigned config_quota_cpus(long long quota, long long period);
+/* The same from a cgroup v2 cpu.max line ("max 100000" or "150000 100000"); 0 = no limit. */
+unsigned config_cpu_max_cpus(const char *text);
+
 /* "250ms", "5s", "10m", "1h"; "0" (or "0s"...) only if allow_zero. 0 or -1 with *why. */
 int config_parse_duration(const char *s, bool allow_zero, uint64_t *ms, const char **why);
 /* "4096", "16KiB", "1MiB". 0 or -1 with *why. */

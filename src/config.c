@@ -480,6 +480,95 @@ static int set_defaults(struct pctx *p, yaml_node_t *v, const char *key)
 
 /* ---- top-level scalars -------------------------------------------------------------------- */
 
+unsigned config_quota_cpus(long long quota, long long period)
+{
+    if (quota <= 0 || period <= 0)
+        return 0;
+    long long n = (quota + period - 1) / period;
+    return n > (long long)CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (unsigned)n;
+}
+
+unsigned config_cpu_max_cpus(const char *text)
+{
+    char quota[32];
+    long long period;
+    if (sscanf(text, "%31s %lld", quota, &period) != 2 || strcmp(quota, "max") == 0)
+        return 0;
+    char *end;
+    long long q = strtoll(quota, &end, 10);
+    return *end ? 0 : config_quota_cpus(q, period);
+}
+
+/* The first line of a small file, or "" if it cannot be read. */
+static void read_line(const char *path, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    if (!fgets(buf, (int)len, f))
+        buf[0] = '\0';
+    fclose(f);
+}
+
+/* The cgroup CPU limit on this process (the tightest of its cgroup and their parents, cgroup v2
+ * cpu.max or v1 cpu.cfs_quota_us), in CPUs rounded up; 0 = none found. A container's --cpus and
+ * a Kubernetes CPU limit are such quotas. */
+static unsigned cgroup_cpus(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return 0;
+    char line[1024], v2[512] = "", v1[512] = "";
+    bool have_v2 = false, have_v1 = false;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        if (strcmp(line, "0") == 0 && c1[1] == '\0') {
+            snprintf(v2, sizeof(v2), "%s", c2 + 1);
+            have_v2 = true;
+            continue;
+        }
+        for (char *save = NULL, *t = strtok_r(c1 + 1, ",", &save); t;
+             t = strtok_r(NULL, ",", &save))
+            if (strcmp(t, "cpu") == 0) {
+                snprintf(v1, sizeof(v1), "%s", c2 + 1);
+                have_v1 = true;
+            }
+    }
+    fclose(f);
+    unsigned best = 0;
+    char *path = have_v1 ? v1 : v2;
+    if (!have_v1 && !have_v2)
+        return 0;
+    for (;;) {
+        char file[640], text[64];
+        unsigned n;
+        if (have_v1) {
+            snprintf(file, sizeof(file), "/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us", path);
+            read_line(file, text, sizeof(text));
+            long long quota = text[0] ? strtoll(text, NULL, 10) : -1;
+            snprintf(file, sizeof(file), "/sys/fs/cgroup/cpu%s/cpu.cfs_period_us", path);
+            read_line(file, text, sizeof(text));
+            n = config_quota_cpus(quota, text[0] ? strtoll(text, NULL, 10) : 0);
+        } else {
+            snprintf(file, sizeof(file), "/sys/fs/cgroup%s/cpu.max", path);
+            read_line(file, text, sizeof(text));
+            n = config_cpu_max_cpus(text);
+        }
+        if (n && (!best || n < best))
+            best = n;
+        char *slash = strrchr(path, '/');
+        if (!slash || slash == path)
+            break; /* the root itself has no quota */
+        *slash = '\0';
+    }
+    return best;
+}
+
 static int set_workers(struct pctx *p, yaml_node_t *v, const char *key)
 {
     const char *s;
@@ -490,6 +579,9 @@ static int set_workers(struct pctx *p, yaml_node_t *v, const char *key)
         int n = 1;
         if (sched_getaffinity(0, sizeof(set), &set) == 0)
             n = CPU_COUNT(&set);
+        unsigned quota = cgroup_cpus();
+        if (quota && (int)quota < n)
+            n = (int)quota;
         p->cfg->workers = n < 1                         ? 1
                           : n > (int)CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX
                                                         : (unsigned)n;

@@ -687,6 +687,23 @@ static void test_duplicate_listen_address(void **state)
                  3, 46, "listen address '127.0.0.1:8080' is already used");
 }
 
+/* workers: auto also counts a cgroup CPU limit (a container's --cpus, a Kubernetes CPU limit). */
+static void test_cpu_quota(void **state)
+{
+    (void)state;
+    assert_int_equal(config_cpu_max_cpus("max 100000\n"), 0);
+    assert_int_equal(config_cpu_max_cpus("50000 100000\n"), 1); /* 0.5 CPU: one worker */
+    assert_int_equal(config_cpu_max_cpus("100000 100000\n"), 1);
+    assert_int_equal(config_cpu_max_cpus("150000 100000\n"), 2); /* 1.5: rounded up */
+    assert_int_equal(config_cpu_max_cpus("400000 100000"), 4);
+    assert_int_equal(config_cpu_max_cpus(""), 0);
+    assert_int_equal(config_cpu_max_cpus("12x 100000"), 0);
+    assert_int_equal(config_cpu_max_cpus("100000 0"), 0);
+    assert_int_equal(config_quota_cpus(-1, 100000), 0); /* cgroup v1: no quota */
+    assert_int_equal(config_quota_cpus(1, 100000), 1);
+    assert_int_equal(config_quota_cpus(100000000000LL, 1000), CONFIG_WORKERS_MAX);
+}
+
 static void test_backend_listed_twice(void **state)
 {
     (void)state;
@@ -1390,6 +1407,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_listen_address),
         cmocka_unit_test(test_wildcard_listen_overlaps),
         cmocka_unit_test(test_backend_listed_twice),
+        cmocka_unit_test(test_cpu_quota),
         cmocka_unit_test(test_missing_listen_or_backends),
         cmocka_unit_test(test_bad_ports_and_addresses),
         cmocka_unit_test(test_buffer_size_range),
