@@ -16,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -74,7 +75,7 @@ static void set_timeouts(int fd, int ms)
 }
 
 /* Binds a new socket to loopback:0; returns the fd or -errno. */
-static int bound_socket(int family, int rcvbuf, int *port)
+static int bound_socket(int family, int rcvbuf, int want, int *port)
 {
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd == -1) {
@@ -89,7 +90,7 @@ static int bound_socket(int family, int rcvbuf, int *port)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     }
     struct sockaddr_storage ss;
-    socklen_t len = loopback_sockaddr(family, 0, &ss);
+    socklen_t len = loopback_sockaddr(family, want, &ss);
     if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
         getsockname(fd, (struct sockaddr *)&ss, &len) == -1) {
         int err = errno;
@@ -103,7 +104,7 @@ static int bound_socket(int family, int rcvbuf, int *port)
 bool ipv6_loopback_available(void)
 {
     int port;
-    int fd = bound_socket(AF_INET6, 0, &port);
+    int fd = bound_socket(AF_INET6, 0, 0, &port);
     if (fd < 0) {
         return false;
     }
@@ -111,10 +112,42 @@ bool ipv6_loopback_available(void)
     return true;
 }
 
+/* The first port of the range the kernel picks local ports of outgoing connections from. */
+static int ephemeral_low(void)
+{
+    int lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+    if (f) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2)
+            lo = 32768;
+        fclose(f);
+    }
+    return lo;
+}
+
+/*
+ * A port below the ephemeral range, free when probed: a port the kernel hands out for port 0
+ * can be taken as the local port of any outgoing connection (another test's clients, ferry's
+ * connects to backends) before ferry binds it, which fails its listen with EADDRINUSE.
+ * Random, so concurrent test processes rarely probe the same one.
+ */
 int free_port(int family)
 {
+    static unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)now_ms();
+    int lo = ephemeral_low();
+    for (int i = 0; lo > 11000 && i < 200; i++) {
+        int port = 0;
+        int want = 10000 + (int)(rand_r(&seed) % (unsigned)(lo - 10000));
+        int fd = bound_socket(family, 0, want, &port);
+        if (fd >= 0) {
+            close(fd);
+            return port;
+        }
+    }
     int port = 0;
-    int fd = bound_socket(family, 0, &port);
+    int fd = bound_socket(family, 0, 0, &port);
     if (fd < 0) {
         fail_msg("free_port: cannot bind %s:0: %s", loopback_host(family), strerror(-fd));
     }
@@ -124,7 +157,7 @@ int free_port(int family)
 
 int listen_loopback(int family, int backlog, int rcvbuf, int *port)
 {
-    int fd = bound_socket(family, rcvbuf, port);
+    int fd = bound_socket(family, rcvbuf, 0, port);
     if (fd < 0) {
         return fd;
     }
@@ -139,7 +172,7 @@ int listen_loopback(int family, int backlog, int rcvbuf, int *port)
 
 int refusing_port(int family, int *port)
 {
-    int fd = bound_socket(family, 0, port);
+    int fd = bound_socket(family, 0, 0, port);
     return fd < 0 ? fd : registry_track_fd(fd);
 }
 

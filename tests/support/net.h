@@ -27,8 +27,9 @@ const char *loopback_host(int family);
 bool ipv6_loopback_available(void);
 
 /*
- * A free TCP port on the loopback of family (AF_INET or AF_INET6): binds port 0, reads the port,
- * closes. For addresses that ferry itself must bind. Asserts on failure.
+ * A free TCP port on the loopback of family (AF_INET or AF_INET6), below the kernel's ephemeral
+ * range (so no outgoing connection takes it before ferry binds it): a random one that binds,
+ * closed again. For addresses that ferry itself must bind. Asserts on failure.
  */
 int free_port(int family);
 
