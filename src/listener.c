@@ -188,6 +188,18 @@ int listener_apply(struct worker *w, struct wgen *g, const struct listen_bind *b
     return 0;
 }
 
+/* Does this worker hold more connections than some other worker? */
+static bool ahead_of_another(const struct worker *w)
+{
+    const struct shared *sh = w->shared;
+    for (unsigned i = 0; i < sh->nworkers; i++)
+        if (sh->workers[i] != w &&
+            atomic_load_explicit(&sh->workers[i]->nsessions_seen, memory_order_relaxed) <
+                (unsigned)w->nsessions)
+            return true;
+    return false;
+}
+
 static void on_accept(struct loop *l, struct io *io, uint32_t ev)
 {
     (void)ev;
@@ -253,8 +265,10 @@ static void on_accept(struct loop *l, struct io *io, uint32_t ev)
     /* The kernel wakes the first idle worker in the socket's wait queue, which is the order the
      * workers registered in: the same worker would take every client that arrives while it is
      * idle, and long-lived connections opened one after another (a client's pool) would all
-     * land on one worker. Registering again puts this worker last, so idle workers take turns. */
-    if (accepted && sh->exclusive && io->fd != -1 && !w->accept_block) {
+     * land on one worker. Registering again puts this worker last, so idle workers take turns;
+     * it is done only by a worker that now holds more connections than another (two epoll_ctl
+     * calls that a worker behind the others does not need). */
+    if (accepted && sh->exclusive && io->fd != -1 && !w->accept_block && ahead_of_another(w)) {
         uint32_t want = listen_interest(w);
         int rc = loop_io_set(l, io, 0);
         if (rc == 0)

@@ -377,6 +377,7 @@ void worker_session_added(struct worker *w, struct session *s)
         w->sessions->prev = s;
     w->sessions = s;
     w->nsessions++;
+    atomic_store_explicit(&w->nsessions_seen, (unsigned)w->nsessions, memory_order_relaxed);
 }
 
 void worker_session_removed(struct worker *w, struct session *s)
@@ -390,6 +391,7 @@ void worker_session_removed(struct worker *w, struct session *s)
             s->next->prev = s->prev;
         s->prev = s->next = NULL;
         w->nsessions--;
+        atomic_store_explicit(&w->nsessions_seen, (unsigned)w->nsessions, memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&w->shared->active, 1, memory_order_relaxed);
     listener_slot_freed(w);
