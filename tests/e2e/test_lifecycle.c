@@ -70,6 +70,40 @@ static void test_two_workers(void **state)
     ferry_stop(f);
 }
 
+/* True once every thread of pid is asleep (state S) at the same look, within timeout_ms. With
+ * `coalesce: off` a worker sleeps only in epoll_wait, so then both wait for the next client. */
+static bool all_threads_asleep(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    do {
+        DIR *d = opendir(dir);
+        if (!d)
+            return false;
+        bool asleep = true;
+        struct dirent *e;
+        for (int n = 0; asleep && n < 64 && (e = readdir(d)) != NULL; n++) {
+            if (e->d_name[0] == '.')
+                continue;
+            char path[384], buf[512];
+            snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+            FILE *f = fopen(path, "r");
+            size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f)
+                fclose(f);
+            buf[len] = '\0';
+            const char *paren = strrchr(buf, ')');
+            asleep = paren && paren[1] == ' ' && paren[2] == 'S';
+        }
+        closedir(d);
+        if (asleep)
+            return true;
+        sleep_ms(1);
+    } while (now_ms() < deadline);
+    return false;
+}
+
 /* Clients that arrive one at a time, while both workers are idle, go to the workers in turn: a
  * client's pool of long-lived connections does not all land on one worker. */
 static void test_idle_workers_take_turns(void **state)
@@ -79,6 +113,7 @@ static void test_idle_workers_take_turns(void **state)
     struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
     int lport = free_port(AF_INET);
     struct ferry *f = ferry_start(tfmt("workers: 2\n"
+                                       "coalesce: off\n"
                                        "log: {level: debug}\n"
                                        "routes:\n"
                                        "  - name: w\n"
@@ -87,7 +122,9 @@ static void test_idle_workers_take_turns(void **state)
                                        lport, backend_port(b)));
     static int fds[N];
     for (int i = 0; i < N; i++) {
-        /* Each exchange completes before the next client connects: both workers wait again. */
+        /* Each client connects once both workers wait in epoll_wait again (a worker still busy
+         * with the last one, or not yet started, is passed over by the kernel). */
+        assert_true(all_threads_asleep(ferry_pid(f), NET_TIMEOUT_MS));
         fds[i] = connect_ok(lport);
         send_str(fds[i], "turn");
         recv_expect(fds[i], "turn");
