@@ -130,6 +130,9 @@ bool config_any_splice(const struct config *c);
 unsigned config_quota_cpus(long long quota, long long period);
 /* The same from a cgroup v2 cpu.max line ("max 100000" or "150000 100000"); 0 = no limit. */
 unsigned config_cpu_max_cpus(const char *text);
+/* From /proc/self/cgroup's text, the path of the cgroup that holds the CPU quota: 1 (cgroup v1
+ * "cpu" controller, preferred on a hybrid host), 2 (the v2 "0::" line) or 0 (none). */
+int config_cgroup_cpu_path(const char *text, char *path, size_t len);
 
 /* "250ms", "5s", "10m", "1h"; "0" (or "0s"...) only if allow_zero. 0 or -1 with *why. */
 int config_parse_duration(const char *s, bool allow_zero, uint64_t *ms, const char **why);

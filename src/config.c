@@ -499,6 +499,39 @@ unsigned config_cpu_max_cpus(const char *text)
     return *end ? 0 : config_quota_cpus(q, period);
 }
 
+int config_cgroup_cpu_path(const char *text, char *path, size_t len)
+{
+    int found = 0;
+    char line[1024];
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), p);
+        p += n + (p[n] == '\n');
+        /* "ID:CONTROLLERS:PATH"; the path may itself hold ':' */
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c1 = '\0';
+        *c2 = '\0';
+        const char *ctrls = c1 + 1, *where = c2 + 1;
+        if (strcmp(line, "0") == 0 && ctrls[0] == '\0') {
+            if (found != 1) { /* v1 "cpu" wins on a hybrid host: it is where the quota is */
+                snprintf(path, len, "%s", where);
+                found = 2;
+            }
+            continue;
+        }
+        char list[512];
+        snprintf(list, sizeof(list), "%s", ctrls);
+        for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            if (strcmp(t, "cpu") == 0) {
+                snprintf(path, len, "%s", where);
+                found = 1;
+            }
+    }
+    return found;
+}
+
 /* The first line of a small file, or "" if it cannot be read. */
 static void read_line(const char *path, char *buf, size_t len)
 {
@@ -511,60 +544,50 @@ static void read_line(const char *path, char *buf, size_t len)
     fclose(f);
 }
 
+/* The limit in one cgroup directory (path under the v1 cpu or the v2 mount); 0 = none. */
+static unsigned cgroup_dir_cpus(int version, const char *path)
+{
+    char file[640], text[64];
+    if (version == 1) {
+        snprintf(file, sizeof(file), "/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us", path);
+        read_line(file, text, sizeof(text));
+        long long quota = text[0] ? strtoll(text, NULL, 10) : -1;
+        snprintf(file, sizeof(file), "/sys/fs/cgroup/cpu%s/cpu.cfs_period_us", path);
+        read_line(file, text, sizeof(text));
+        return config_quota_cpus(quota, text[0] ? strtoll(text, NULL, 10) : 0);
+    }
+    snprintf(file, sizeof(file), "/sys/fs/cgroup%s/cpu.max", path);
+    read_line(file, text, sizeof(text));
+    return config_cpu_max_cpus(text);
+}
+
 /* The cgroup CPU limit on this process (the tightest of its cgroup and their parents, cgroup v2
  * cpu.max or v1 cpu.cfs_quota_us), in CPUs rounded up; 0 = none found. A container's --cpus and
- * a Kubernetes CPU limit are such quotas. */
+ * a Kubernetes CPU limit are such quotas. The mount root is looked at last: in a container
+ * without a cgroup namespace it is the container's own cgroup, whatever /proc says the path is. */
 static unsigned cgroup_cpus(void)
 {
+    char text[4096], path[512];
     FILE *f = fopen("/proc/self/cgroup", "re");
     if (!f)
         return 0;
-    char line[1024], v2[512] = "", v1[512] = "";
-    bool have_v2 = false, have_v1 = false;
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = '\0';
-        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c2)
-            continue;
-        *c2 = '\0';
-        if (strcmp(line, "0") == 0 && c1[1] == '\0') {
-            snprintf(v2, sizeof(v2), "%s", c2 + 1);
-            have_v2 = true;
-            continue;
-        }
-        for (char *save = NULL, *t = strtok_r(c1 + 1, ",", &save); t;
-             t = strtok_r(NULL, ",", &save))
-            if (strcmp(t, "cpu") == 0) {
-                snprintf(v1, sizeof(v1), "%s", c2 + 1);
-                have_v1 = true;
-            }
-    }
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
-    unsigned best = 0;
-    char *path = have_v1 ? v1 : v2;
-    if (!have_v1 && !have_v2)
+    text[n] = '\0';
+    int version = config_cgroup_cpu_path(text, path, sizeof(path));
+    if (!version)
         return 0;
+    unsigned best = 0;
     for (;;) {
-        char file[640], text[64];
-        unsigned n;
-        if (have_v1) {
-            snprintf(file, sizeof(file), "/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us", path);
-            read_line(file, text, sizeof(text));
-            long long quota = text[0] ? strtoll(text, NULL, 10) : -1;
-            snprintf(file, sizeof(file), "/sys/fs/cgroup/cpu%s/cpu.cfs_period_us", path);
-            read_line(file, text, sizeof(text));
-            n = config_quota_cpus(quota, text[0] ? strtoll(text, NULL, 10) : 0);
-        } else {
-            snprintf(file, sizeof(file), "/sys/fs/cgroup%s/cpu.max", path);
-            read_line(file, text, sizeof(text));
-            n = config_cpu_max_cpus(text);
-        }
-        if (n && (!best || n < best))
-            best = n;
+        unsigned c = cgroup_dir_cpus(version, path);
+        if (c && (!best || c < best))
+            best = c;
+        if (path[0] == '\0')
+            break;
         char *slash = strrchr(path, '/');
-        if (!slash || slash == path)
-            break; /* the root itself has no quota */
-        *slash = '\0';
+        if (!slash)
+            break;
+        *slash = '\0'; /* "/a/b" -> "/a" -> "" (the mount root) */
     }
     return best;
 }

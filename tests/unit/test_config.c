@@ -702,6 +702,25 @@ static void test_cpu_quota(void **state)
     assert_int_equal(config_quota_cpus(-1, 100000), 0); /* cgroup v1: no quota */
     assert_int_equal(config_quota_cpus(1, 100000), 1);
     assert_int_equal(config_quota_cpus(100000000000LL, 1000), CONFIG_WORKERS_MAX);
+
+    /* Which cgroup holds the quota, from /proc/self/cgroup. */
+    char path[64];
+    assert_int_equal(config_cgroup_cpu_path("0::/user.slice/x.scope\n", path, sizeof path), 2);
+    assert_string_equal(path, "/user.slice/x.scope");
+    assert_int_equal(config_cgroup_cpu_path("0::/\n", path, sizeof path), 2); /* a namespace */
+    assert_string_equal(path, "/");
+    assert_int_equal(config_cgroup_cpu_path("0::/a:b", path, sizeof path), 2);
+    assert_string_equal(path, "/a:b");
+    const char *v1 = "4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n1:name=systemd:/x\n";
+    assert_int_equal(config_cgroup_cpu_path(v1, path, sizeof path), 1);
+    assert_string_equal(path, "/docker/abc");
+    /* A hybrid host: the v1 cpu controller, wherever its line is. */
+    assert_int_equal(config_cgroup_cpu_path("1:cpu:/k\n0::/init.scope\n", path, sizeof path), 1);
+    assert_string_equal(path, "/k");
+    assert_int_equal(config_cgroup_cpu_path("0::/init.scope\n1:cpu:/k\n", path, sizeof path), 1);
+    assert_string_equal(path, "/k");
+    assert_int_equal(config_cgroup_cpu_path("4:memory:/x\n3:cpuset:/x\n", path, sizeof path), 0);
+    assert_int_equal(config_cgroup_cpu_path("", path, sizeof path), 0);
 }
 
 static void test_backend_listed_twice(void **state)
