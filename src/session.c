@@ -287,15 +287,16 @@ void session_close(struct session *s, enum session_cause cause)
         reset_client = cut_short(s, DIR_DOWN);
         reset_backend = s->state == SESSION_RELAYING && cut_short(s, DIR_UP);
         if (s->state != SESSION_RELAYING)
-            reset_client = reset_client || cut_short(s, DIR_UP);
+            reset_client = reset_client || pending(s, DIR_UP) > 0;
         break;
     case CAUSE_CONNECT_TIMEOUT:
     case CAUSE_CONNECT_REFUSED:
     case CAUSE_CONNECT_ERROR:
     case CAUSE_NO_BACKEND:
-        /* No backend got what the client sent: a FIN would make its request look answered with
-         * nothing (an empty reply), so it is reset. A client that sent nothing gets a FIN. */
-        reset_client = cut_short(s, DIR_UP);
+        /* No backend got the bytes the client sent: a FIN would make its request look answered
+         * with nothing (an empty reply), so it is reset. A client that sent nothing (or only its
+         * FIN) gets a FIN. */
+        reset_client = pending(s, DIR_UP) > 0;
         break;
     default:
         break;

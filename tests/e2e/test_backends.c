@@ -138,6 +138,15 @@ static void test_request_that_reached_no_backend_is_reset(void **state)
     ferry_wait_access(f, client, NET_TIMEOUT_MS, line, sizeof line);
     assert_field(line, "cause", "connect_timeout");
     assert_field_num(line, "bytes_from_client", 0); /* counted when delivered */
+
+    /* A client that sent only its FIN lost nothing: it gets a FIN. */
+    c = connect_ok(lport);
+    shut_wr(c);
+    rc = wait_closed(c, NET_TIMEOUT_MS, NULL);
+    if (rc != 0)
+        fail_msg("FIN-only client: wait_closed %d (%s), want a FIN", rc,
+                 rc == -ETIMEDOUT ? "still open" : strerror(-rc));
+    close_fd(c);
     ferry_stop(f);
 }
 
