@@ -113,7 +113,6 @@ struct worker {
     struct loop_timer accept_timer; /* ends an ACCEPT_BLOCK_FDS back-off */
     struct loop_timer trim_timer;   /* every WORKER_TRIM_MS: release what bursts left unused */
     uint64_t fds_logged_at;         /* when EMFILE/ENFILE was last logged */
-    bool full_logged;               /* this worker's current pause for the limit was logged */
 
     /* One pool per distinct buffer size in use; a slot is reused once no route refers to it. */
     struct bufpool pools[WORKER_MAX_POOLS];

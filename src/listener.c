@@ -65,14 +65,14 @@ static void set_full(struct worker *w, bool full)
                          max, pauses, ACCEPT_LOG_EVERY_MS / 1000);
             else
                 log_warn("max_connections (%u) reached: accepting paused", max);
-            w->full_logged = true;
         }
     } else {
+        /* Not logged at info: at the limit, the next client takes the freed slot at once and the
+         * pause that follows may fall in the quiet period, which would leave "resumed" as the
+         * last word while accepting is paused. The pause lines and their counts tell the story. */
         w->accept_block &= ~ACCEPT_BLOCK_FULL;
         atomic_fetch_sub(&sh->full_paused, 1);
-        if (w->full_logged)
-            log_info("below max_connections again: accepting resumed");
-        w->full_logged = false;
+        log_debug("worker %u: below max_connections again: accepting resumed", w->id);
     }
 }
 
@@ -273,7 +273,12 @@ static void on_accept(struct loop *l, struct io *io, uint32_t ev)
         int rc = loop_io_set(l, io, 0);
         if (rc == 0)
             rc = loop_io_set(l, io, want);
-        if (rc != 0)
+        if (rc != 0) {
+            /* Unregistered now: the back-off registers it again, as after EMFILE. */
             log_error("worker %u: cannot watch %s again: %s", w->id, wl->ls->name, strerror(-rc));
+            w->accept_block |= ACCEPT_BLOCK_FDS;
+            listener_update(w);
+            loop_timer_arm(l, &w->accept_timer, l->now + ACCEPT_BACKOFF_MS);
+        }
     }
 }

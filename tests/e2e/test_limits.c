@@ -184,7 +184,7 @@ static void test_max_connections_queues_clients(void **state)
     recv_expect(c2, "two still works");
 
     /* Held at the limit, each client that leaves lets the next one in and the limit is hit
-     * again: one pause line and one resume line for the episode, not one pair per client. */
+     * again: one pause line for the episode, not one per client. */
     int held[2] = {c2, c3};
     for (int i = 0; i < 5; i++) {
         int next = connect_ok(lport);
@@ -195,7 +195,6 @@ static void test_max_connections_queues_clients(void **state)
     }
     assert_int_equal(backend_accepted(b), 8);
     assert_int_equal(ferry_count_log(f, "accepting paused"), 1);
-    assert_int_equal(ferry_count_log(f, "accepting resumed"), 1);
     close_fd(held[0]);
     close_fd(held[1]);
     ferry_stop(f);
