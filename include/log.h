@@ -27,6 +27,10 @@ const char *log_level_name(enum log_level level);
 int log_level_parse(const char *name);
 int log_format_parse(const char *name);
 
+/* Writes the escape text lines use for a control character into out (a backslash and n, t or r,
+ * or \xNN) and returns its length; 0 for any other character, which is written as it is. */
+int log_escape_control(unsigned char c, char out[5]);
+
 /* A free-form message. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* msg followed by key=value pairs (text) or an object with msg and the fields (JSON). */

@@ -1087,15 +1087,11 @@ static void escape_controls(char *msg, size_t size)
 {
     char out[sizeof(((struct config_error *)0)->msg)];
     size_t o = 0;
-    for (const unsigned char *c = (const unsigned char *)msg; *c && o + 5 < sizeof(out); c++) {
-        if (*c == '\n' || *c == '\t' || *c == '\r') {
-            out[o++] = '\\';
-            out[o++] = *c == '\n' ? 'n' : *c == '\t' ? 't' : 'r';
-        } else if (*c < 0x20 || *c == 0x7f) {
-            o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", *c);
-        } else {
-            out[o++] = (char)*c;
-        }
+    for (const char *c = msg; *c && o + 5 < sizeof(out); c++) {
+        int n = log_escape_control((unsigned char)*c, out + o);
+        if (n == 0)
+            out[o++] = *c;
+        o += (size_t)n;
     }
     out[o] = '\0';
     snprintf(msg, size, "%s", out);

@@ -11,6 +11,7 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,13 +59,13 @@ static void set_full(struct worker *w, bool full)
         if ((last == 0 || now >= last + ACCEPT_LOG_EVERY_MS) &&
             atomic_compare_exchange_strong(&sh->full_logged_at, &last, now)) {
             pauses = atomic_exchange(&sh->full_pauses, 0);
-            unsigned max = atomic_load(&sh->max_connections);
+            char more[96] = "";
             if (pauses > 1)
-                log_warn("max_connections (%u) reached: accepting paused (%u pauses since the "
-                         "last such line; logged at most every %ds)",
-                         max, pauses, ACCEPT_LOG_EVERY_MS / 1000);
-            else
-                log_warn("max_connections (%u) reached: accepting paused", max);
+                snprintf(more, sizeof(more),
+                         " (%u pauses since the last such line; logged at most every %ds)", pauses,
+                         ACCEPT_LOG_EVERY_MS / 1000);
+            log_warn("max_connections (%u) reached: accepting paused%s",
+                     atomic_load(&sh->max_connections), more);
         }
     } else {
         /* Not logged at info: at the limit, the next client takes the freed slot at once and the

@@ -98,21 +98,34 @@ static void put_json_str(struct line *l, const char *s)
     puts_(l, "\"");
 }
 
+int log_escape_control(unsigned char c, char out[5])
+{
+    if (c >= 0x20 && c != 0x7f)
+        return 0;
+    if (c == '\n' || c == '\t' || c == '\r') {
+        out[0] = '\\';
+        out[1] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+        return 2;
+    }
+    static const char hex[] = "0123456789abcdef";
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[c >> 4];
+    out[3] = hex[c & 15];
+    return 4;
+}
+
 /* Text lines escape control characters, so one event is one line whatever a value holds. */
 static void put_text(struct line *l, const char *s)
 {
     const char *run = s;
     for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != 0x7f)
+        char e[5];
+        int n = log_escape_control((unsigned char)*s, e);
+        if (n == 0)
             continue;
         put(l, run, (size_t)(s - run));
-        if (c == '\n' || c == '\t' || c == '\r') {
-            char e[2] = {'\\', c == '\n' ? 'n' : c == '\t' ? 't' : 'r'};
-            put(l, e, 2);
-        } else {
-            putf(l, "\\x%02x", c);
-        }
+        put(l, e, (size_t)n);
         run = s + 1;
     }
     put(l, run, (size_t)(s - run));

@@ -228,10 +228,6 @@ static void warn_no_idle_timeout(const struct config *cfg)
 static void arm_resolve(struct server *srv);
 static void on_resolved(struct loop *l, struct io *io, uint32_t ev);
 
-/*
- * Switch every worker to next (loaded and validated; a reference is taken over): bind the new
- * listen addresses first, roll back if a worker cannot swap, then log one line per difference.
- */
 /* A reload that did not take: the next event of any kind tries again (the cause may have been
  * outside the file: a busy port, a failed lookup). */
 static void forget_seen(struct server *srv)
@@ -239,6 +235,10 @@ static void forget_seen(struct server *srv)
     srv->seen.settled = false;
 }
 
+/*
+ * Switch every worker to next (loaded and validated; a reference is taken over): bind the new
+ * listen addresses first, roll back if a worker cannot swap, then log one line per difference.
+ */
 static void install(struct server *srv, struct config *next, const char *why)
 {
     struct lsock **set;
