@@ -2,7 +2,8 @@
  * log.h - one event per line on stderr, text or JSON, safe from several threads.
  *
  * Each line is formatted into a local buffer and written with one write(2), so lines from worker
- * threads never interleave. Logging never decides control flow.
+ * threads never interleave. Logging never decides control flow, and never waits for a pipe or a
+ * socket whose reader stopped reading: such lines are dropped, counted and reported (log.c).
  */
 #ifndef FERRY_LOG_H
 #define FERRY_LOG_H

@@ -1,15 +1,40 @@
 /*
  * log.c - line-oriented logging to stderr. The level and format are process-wide atomics (a reload
  * may change them while workers log).
+ *
+ * Workers log from the event loop, so a write must not wait for the reader of stderr. When stderr
+ * is a pipe or a socket (a container runtime, systemd, a shell pipeline) and its reader stops
+ * reading, a blocking write would stop all relaying and even a graceful shutdown. There, lines are
+ * written without waiting: a line that finds no room is dropped and counted, and the next line
+ * that gets through is preceded by one saying how many were lost. A pipe is also enlarged to
+ * LOG_PIPE_SIZE, so a reader that falls behind for a moment loses nothing. A terminal or a file is
+ * written as before.
  */
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#define LOG_PIPE_SIZE (1 << 20)
+/* A line cut short by a full socket (never a pipe: a line is below PIPE_BUF, so a pipe takes all
+ * of it or nothing) waits this long in all for room to finish, so lines are not run together. */
+#define LOG_FINISH_WAIT_MS 100
+
+enum out_kind { OUT_BLOCKING, OUT_PIPE, OUT_SOCKET };
+static _Atomic int out_kind = OUT_BLOCKING;
+static pthread_once_t out_once = PTHREAD_ONCE_INIT;
+static atomic_ullong dropped;
 
 static _Atomic int cur_level = LOG_INFO;
 static _Atomic int cur_format = LOG_TEXT;
@@ -141,20 +166,6 @@ static void put_time(struct line *l)
          tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
-static void emit(struct line *l)
-{
-    l->buf[l->len++] = '\n';
-    const char *p = l->buf;
-    size_t left = l->len;
-    while (left > 0) {
-        ssize_t n = write(STDERR_FILENO, p, left);
-        if (n <= 0)
-            return; /* stderr gone: nothing sensible to do */
-        p += n;
-        left -= (size_t)n;
-    }
-}
-
 static void begin(struct line *l, enum log_level level, bool json)
 {
     l->len = 0;
@@ -166,6 +177,99 @@ static void begin(struct line *l, enum log_level level, bool json)
         put_time(l);
         putf(l, " %s ", level_names[level]);
     }
+}
+
+static void out_init(void)
+{
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) == -1)
+        return;
+    if (S_ISFIFO(st.st_mode)) {
+        if (fcntl(STDERR_FILENO, F_GETPIPE_SZ) < LOG_PIPE_SIZE)
+            (void)fcntl(STDERR_FILENO, F_SETPIPE_SZ, LOG_PIPE_SIZE); /* best effort */
+        atomic_store(&out_kind, OUT_PIPE);
+    } else if (S_ISSOCK(st.st_mode)) {
+        atomic_store(&out_kind, OUT_SOCKET);
+    }
+}
+
+/* One write of stderr that waits for room only in OUT_BLOCKING. */
+static ssize_t write_some(const char *p, size_t n)
+{
+    switch (atomic_load_explicit(&out_kind, memory_order_relaxed)) {
+    case OUT_SOCKET:
+        return send(STDERR_FILENO, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    case OUT_PIPE: {
+        struct iovec v = {(void *)p, n};
+        ssize_t r = pwritev2(STDERR_FILENO, &v, 1, -1, RWF_NOWAIT);
+        if (r == -1 && errno == EOPNOTSUPP) {
+            /* A kernel that cannot write a pipe without waiting: wait, as before. */
+            atomic_store(&out_kind, OUT_BLOCKING);
+            return write(STDERR_FILENO, p, n);
+        }
+        return r;
+    }
+    default:
+        return write(STDERR_FILENO, p, n);
+    }
+}
+
+/* Writes all of p, or nothing if the reader has no room for it now: returns false then. A
+ * stderr that is gone counts as written (there is nothing sensible to do). */
+static bool write_line(const char *p, size_t n)
+{
+    size_t done = 0;
+    int waited_ms = 0;
+    while (done < n) {
+        ssize_t r = write_some(p + done, n - done);
+        if (r > 0) {
+            done += (size_t)r;
+            continue;
+        }
+        if (r == -1 && errno == EINTR)
+            continue;
+        if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (done == 0)
+                return false;
+            if (waited_ms < LOG_FINISH_WAIT_MS) {
+                struct pollfd pf = {.fd = STDERR_FILENO, .events = POLLOUT};
+                (void)poll(&pf, 1, 10);
+                waited_ms += 10;
+                continue;
+            }
+        }
+        return true;
+    }
+    return true;
+}
+
+static void emit(struct line *l)
+{
+    pthread_once(&out_once, out_init);
+    l->buf[l->len++] = '\n';
+    unsigned long long lost = atomic_exchange(&dropped, 0);
+    if (lost > 0 && log_enabled(LOG_WARN)) {
+        struct line n;
+        bool json = atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_JSON;
+        begin(&n, LOG_WARN, json);
+        char text[160];
+        snprintf(text, sizeof(text),
+                 "log: %llu line%s dropped: the reader of stderr did not keep up", lost,
+                 lost == 1 ? "" : "s");
+        if (json) {
+            put_json_str(&n, text);
+            puts_(&n, "}");
+        } else {
+            put_text(&n, text);
+        }
+        n.buf[n.len++] = '\n';
+        if (!write_line(n.buf, n.len)) {
+            atomic_fetch_add(&dropped, lost + 1);
+            return;
+        }
+    }
+    if (!write_line(l->buf, l->len))
+        atomic_fetch_add(&dropped, 1);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

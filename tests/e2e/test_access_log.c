@@ -7,6 +7,8 @@
 #include "e2e.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <signal.h>
 
 struct pair {
     struct ferry *ferry;
@@ -206,12 +208,81 @@ static void test_access_disabled(void **state)
     assert_int_equal(ferry_count_log(f, " access "), 0);
 }
 
+/* One connection through route port lport to an echo backend, closed by the client. */
+static void echo_once(int lport)
+{
+    int c = connect_ok(lport);
+    send_str(c, "ping");
+    recv_expect(c, "ping");
+    shut_wr(c);
+    assert_int_equal(wait_closed(c, NET_TIMEOUT_MS, NULL), 0);
+    close_fd(c);
+}
+
+/*
+ * A log collector that stops reading must not stop the relay. With stderr's pipe full, ferry
+ * keeps serving connections and still stops on SIGTERM. Each line that found no room is counted,
+ * and the count is logged once the reader catches up, so every connection is accounted for.
+ */
+static void test_stalled_log_reader(void **state)
+{
+    (void)state;
+    struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(tfmt("routes:\n"
+                                       "  - name: busy\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, backend_port(b)));
+    int err_pipe = ferry_stderr_pipe(f);
+    /* ferry gives a reader that falls behind for a moment 1 MiB of room... */
+    assert_true(fcntl(err_pipe, F_GETPIPE_SZ) >= 1 << 20);
+    /* ...and this test takes most of it away again, so that a few lines fill the pipe. */
+    ferry_hold_stderr(f, true);
+    assert_int_equal(fcntl(err_pipe, F_SETPIPE_SZ, 4096), 4096);
+
+    enum { STALLED = 100 };
+    for (int i = 0; i < STALLED; i++) {
+        echo_once(lport);
+    }
+    ferry_hold_stderr(f, false);
+    echo_once(lport);
+    assert_true(
+        ferry_wait_log(f, "lines dropped: the reader of stderr did not keep up", NET_TIMEOUT_MS));
+    char *log = ferry_stderr(f);
+    const char *warn = strstr(log, " warn log: ");
+    assert_non_null(warn);
+    long lost = strtol(warn + strlen(" warn log: "), NULL, 10);
+    free(log);
+    /* 100 lines of about 150 bytes cannot all fit in 4 KiB, and the first ones did. */
+    if (lost < STALLED / 2 || lost >= STALLED) {
+        fail_msg("%ld of %d access lines dropped", lost, STALLED);
+    }
+    assert_true(
+        ferry_wait_log_count(f, "cause=client_fin", STALLED + 1 - (int)lost, NET_TIMEOUT_MS));
+    assert_int_equal(ferry_count_log(f, "cause=client_fin"), STALLED + 1 - (int)lost);
+
+    /* The reader stalls again: SIGTERM still stops ferry. */
+    ferry_hold_stderr(f, true);
+    for (int i = 0; i < STALLED; i++) {
+        echo_once(lport);
+    }
+    ferry_signal(f, SIGTERM);
+    int64_t deadline = now_ms() + 5000;
+    while (ferry_alive(f) && now_ms() < deadline) {
+        sleep_ms(5);
+    }
+    assert_false(ferry_alive(f));
+    ferry_hold_stderr(f, false);
+    assert_int_equal(ferry_wait_exit(f, NET_TIMEOUT_MS), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         E2E_TEST(test_client_fin_line),      E2E_TEST(test_backend_fin_line),
         E2E_TEST(test_connect_refused_line), E2E_TEST(test_json_format),
-        E2E_TEST(test_access_disabled),
+        E2E_TEST(test_access_disabled),      E2E_TEST(test_stalled_log_reader),
     };
     return E2E_MAIN(tests);
 }

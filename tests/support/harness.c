@@ -48,11 +48,13 @@ struct ferry {
     int err_fd;
     pthread_t reader;
     bool reader_joined;
-    pthread_mutex_t mu; /* guards out, err, eof */
+    pthread_mutex_t mu; /* guards out, err, eof, err_held */
     pthread_cond_t cv;  /* signalled on new output and on eof */
     struct buf out;
     struct buf err;
     bool eof;
+    bool err_held; /* the reader leaves stderr unread (ferry_hold_stderr) */
+    int wake[2];   /* a byte in wake[1] makes the reader look at err_held again */
     int cleanup;
 };
 
@@ -78,13 +80,23 @@ static void buf_append(struct buf *b, const char *p, size_t n)
 static void *reader_main(void *arg)
 {
     struct ferry *f = arg;
-    struct pollfd p[2] = {{.fd = f->out_fd, .events = POLLIN}, {.fd = f->err_fd, .events = POLLIN}};
+    int fds[2] = {f->out_fd, f->err_fd}; /* -1 once at end of file */
     char chunk[8192];
-    while (p[0].fd >= 0 || p[1].fd >= 0) {
-        if (poll(p, 2, -1) == -1) {
+    while (fds[0] >= 0 || fds[1] >= 0) {
+        pthread_mutex_lock(&f->mu);
+        bool held = f->err_held;
+        pthread_mutex_unlock(&f->mu);
+        /* poll ignores negative fds */
+        struct pollfd p[3] = {{.fd = fds[0], .events = POLLIN},
+                              {.fd = held ? -1 : fds[1], .events = POLLIN},
+                              {.fd = f->wake[0], .events = POLLIN}};
+        if (poll(p, 3, -1) == -1) {
             if (errno == EINTR) {
                 continue;
             }
+            break;
+        }
+        if (p[2].revents != 0 && read(f->wake[0], chunk, sizeof chunk) <= 0) {
             break;
         }
         for (int i = 0; i < 2; i++) {
@@ -96,7 +108,7 @@ static void *reader_main(void *arg)
                 if (r == -1 && errno == EINTR) {
                     continue;
                 }
-                p[i].fd = -1; /* poll ignores negative fds */
+                fds[i] = -1;
                 continue;
             }
             pthread_mutex_lock(&f->mu);
@@ -110,6 +122,19 @@ static void *reader_main(void *arg)
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     return NULL;
+}
+
+void ferry_hold_stderr(struct ferry *f, bool hold)
+{
+    pthread_mutex_lock(&f->mu);
+    f->err_held = hold;
+    pthread_mutex_unlock(&f->mu);
+    assert_int_equal(write(f->wake[1], "w", 1), 1);
+}
+
+int ferry_stderr_pipe(const struct ferry *f)
+{
+    return f->err_fd;
 }
 
 static bool try_reap(struct ferry *f)
@@ -129,10 +154,13 @@ static bool try_reap(struct ferry *f)
 static void join_reader(struct ferry *f)
 {
     if (!f->reader_joined) {
+        ferry_hold_stderr(f, false); /* the reader must see stderr's end */
         pthread_join(f->reader, NULL);
         f->reader_joined = true;
         close(f->out_fd);
         close(f->err_fd);
+        close(f->wake[0]);
+        close(f->wake[1]);
     }
 }
 
@@ -297,6 +325,7 @@ struct ferry *ferry_spawn(const char *yaml, const char *const *args, const struc
     f->reaped = false;
     f->out_fd = out[0];
     f->err_fd = err[0];
+    assert_int_equal(pipe2(f->wake, O_CLOEXEC | O_NONBLOCK), 0);
     assert_int_equal(pthread_create(&f->reader, NULL, reader_main, f), 0);
     f->reader_joined = false;
     return f;

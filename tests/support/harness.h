@@ -64,6 +64,11 @@ void ferry_wait_access(struct ferry *f, const char *client_addr, int timeout_ms,
                        size_t size);
 /* Copy of everything ferry wrote to stderr / stdout so far (malloc'd, caller frees). */
 char *ferry_stderr(struct ferry *f);
+/* hold: the capture stops reading ferry's stderr, as a log collector that stalls would, until
+ * called again with false (the pipe fills and ferry's writes find no room). */
+void ferry_hold_stderr(struct ferry *f, bool hold);
+/* The read end of ferry's stderr pipe (to inspect or resize the pipe). */
+int ferry_stderr_pipe(const struct ferry *f);
 char *ferry_stdout(struct ferry *f);
 /* Prints ferry's stderr to the test's stderr (for diagnosis). */
 void ferry_dump(struct ferry *f, const char *why);
