@@ -198,6 +198,12 @@ static bool cut_short(const struct session *s, int dir)
     return pending(s, dir) > 0 || (s->eof[dir] && !s->shut[dir]);
 }
 
+/* Did the stream toward this side end: its source's FIN forwarded, nothing left undelivered? */
+static bool ended(const struct session *s, int dir)
+{
+    return s->eof[dir] && s->shut[dir] && pending(s, dir) == 0;
+}
+
 /*
  * A splice route's direction borrows a pipe when its source may have bytes and its ring is empty,
  * and gives it back once the pipe is empty and the source drained (see pipepool.h): an idle pair
@@ -282,12 +288,24 @@ void session_close(struct session *s, enum session_cause cause)
         reset_client = true;
         break;
     case CAUSE_IDLE_TIMEOUT:
-    case CAUSE_SHUTDOWN:
-    case CAUSE_LOCAL_ERROR:
+        /* Nothing moved for idle_timeout: a FIN is the usual way to end a quiet connection (a
+         * keep-alive client takes it as "closed while idle"), unless bytes were held back. */
         reset_client = cut_short(s, DIR_DOWN);
         reset_backend = s->state == SESSION_RELAYING && cut_short(s, DIR_UP);
         if (s->state != SESSION_RELAYING)
             reset_client = reset_client || pending(s, DIR_UP) > 0;
+        break;
+    case CAUSE_SHUTDOWN:
+    case CAUSE_LOCAL_ERROR:
+        /* ferry cuts streams that had not ended: a side whose incoming stream had not ended is
+         * reset, since a FIN would make it look complete. Before a backend answered, the client
+         * is treated as after a failed connect. */
+        if (s->state == SESSION_RELAYING) {
+            reset_client = !ended(s, DIR_DOWN);
+            reset_backend = !ended(s, DIR_UP);
+        } else {
+            reset_client = cut_short(s, DIR_DOWN) || pending(s, DIR_UP) > 0;
+        }
         break;
     case CAUSE_CONNECT_TIMEOUT:
     case CAUSE_CONNECT_REFUSED:
