@@ -19,5 +19,9 @@ void listener_drop_all(struct worker *w);
 void listener_slot_freed(struct worker *w);
 /* Timer callback ending the back-off after EMFILE/ENFILE. */
 void listener_on_backoff(struct loop *l, struct loop_timer *t);
+/* Out of descriptors (err: EMFILE, ENFILE, ENOBUFS or ENOMEM) while doing what: stop accepting
+ * for a back-off period, so clients wait in the backlog instead of being accepted and dropped;
+ * logged once per episode. */
+void listener_out_of_fds(struct worker *w, const char *what, int err);
 
 #endif

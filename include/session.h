@@ -78,6 +78,7 @@ struct session {
     uint8_t grew[2];         /* per direction: its ring has grown once (logged) */
     uint8_t pipe_flags[2];   /* per direction: PIPE_* in session.c */
     uint8_t attempts;        /* backend connects started */
+    uint8_t fd_wait;         /* no descriptor for the backend socket: the timer retries */
     int32_t backend_idx;     /* in route->bal, -1 before the first attempt */
     uint64_t tried;          /* balancer_bit() of every backend attempted */
     struct loop_timer timer; /* connect timeout, then idle timeout (lazily re-armed) */

@@ -106,6 +106,24 @@ void listener_slot_freed(struct worker *w)
                 worker_poke(sh->workers[i]);
 }
 
+void listener_out_of_fds(struct worker *w, const char *what, int err)
+{
+    struct loop *l = &w->loop;
+    /* Said once per episode, not every back-off period: a burst of clients would otherwise
+     * write one line each. */
+    if (l->now >= w->fds_logged_at + ACCEPT_LOG_EVERY_MS) {
+        log_warn("%s: %s: pausing accept in %dms steps until descriptors are free (%zu "
+                 "connections open in worker %u)",
+                 what, strerror(err), ACCEPT_BACKOFF_MS, w->nsessions, w->id);
+        w->fds_logged_at = l->now;
+    }
+    if (w->accept_block & ACCEPT_BLOCK_FDS)
+        return; /* already paused; its back-off timer is armed */
+    w->accept_block |= ACCEPT_BLOCK_FDS;
+    listener_update(w);
+    loop_timer_arm(l, &w->accept_timer, l->now + ACCEPT_BACKOFF_MS);
+}
+
 void listener_on_backoff(struct loop *l, struct loop_timer *t)
 {
     (void)l;
@@ -247,16 +265,9 @@ static void on_accept(struct loop *l, struct io *io, uint32_t ev)
             /* Empty pipes kept for splice routes are the descriptors to give up first. */
             if ((-fd == EMFILE || -fd == ENFILE) && pipepool_close_kept(&w->pipes) > 0)
                 continue;
-            /* Say it once per episode, not every back-off period. */
-            if (l->now >= w->fds_logged_at + ACCEPT_LOG_EVERY_MS) {
-                log_warn("accept on %s: %s: pausing accept in %dms steps until descriptors are "
-                         "free (%zu connections open in worker %u)",
-                         wl->ls->name, strerror(-fd), ACCEPT_BACKOFF_MS, w->nsessions, w->id);
-                w->fds_logged_at = l->now;
-            }
-            w->accept_block |= ACCEPT_BLOCK_FDS;
-            listener_update(w);
-            loop_timer_arm(l, &w->accept_timer, l->now + ACCEPT_BACKOFF_MS);
+            char what[160];
+            snprintf(what, sizeof(what), "accept on %s", wl->ls->name);
+            listener_out_of_fds(w, what, -fd);
             return;
         default:
             log_error("accept on %s: %s", wl->ls->name, strerror(-fd));

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "listener.h"
 #include "log.h"
 #include "worker.h"
 
@@ -842,7 +843,12 @@ static void on_timer(struct loop *l, struct loop_timer *t)
 {
     struct session *s = container_of(t, struct session, timer);
     if (s->state == SESSION_CONNECTING) {
-        attempt_failed(s, ETIMEDOUT);
+        if (s->fd_wait) {
+            s->fd_wait = 0;
+            connect_next(s);
+        } else {
+            attempt_failed(s, ETIMEDOUT);
+        }
         return;
     }
     uint64_t due = s->last_active_ms + s->route->conf->s.idle_timeout_ms;
@@ -853,6 +859,8 @@ static void on_timer(struct loop *l, struct loop_timer *t)
     session_close(s, CAUSE_IDLE_TIMEOUT);
 }
 
+#define FD_WAIT_RETRY_MS 100
+
 /* Start the next connect attempt, or close the client when none is left. */
 static void connect_next(struct session *s)
 {
@@ -860,6 +868,7 @@ static void connect_next(struct session *s)
     struct route_rt *rt = s->route;
     while (s->attempts < rt->conf->s.connect_attempts) {
         size_t idx = balancer_pick(&rt->bal, s->tried, w->loop.now);
+        uint64_t tried = s->tried;
         s->attempts++;
         s->tried |= balancer_bit(idx);
         s->backend_idx = (int32_t)idx;
@@ -874,9 +883,23 @@ static void connect_next(struct session *s)
         if (fd < 0) {
             int err = -fd;
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-                log_warn("route %s: cannot open a socket to %s: %s", rt->conf->name, b->address,
-                         strerror(err));
-                session_close(s, CAUSE_LOCAL_ERROR);
+                char what[320];
+                snprintf(what, sizeof(what), "route %s: cannot open a socket to %s", rt->conf->name,
+                         b->address);
+                listener_out_of_fds(w, what, err);
+                /* Not an attempt: the backend was never tried. The client waits for a
+                 * descriptor (accepting is paused meanwhile, so none arrive to take them) for
+                 * at most connect_timeout from its arrival, retried every FD_WAIT_RETRY_MS. */
+                s->attempts--;
+                s->tried = tried;
+                uint64_t deadline = s->start_ms + rt->conf->s.connect_timeout_ms;
+                if (w->loop.now >= deadline) {
+                    session_close(s, CAUSE_LOCAL_ERROR);
+                    return;
+                }
+                uint64_t at = w->loop.now + FD_WAIT_RETRY_MS;
+                s->fd_wait = 1;
+                loop_timer_arm(&w->loop, &s->timer, at < deadline ? at : deadline);
                 return;
             }
             report_failure(s, idx, err);

@@ -251,12 +251,11 @@ static int collect_echoes(const int *fds, int n, int *got, bool *closed, int qui
     return served;
 }
 
-static void test_low_nofile_no_spin_and_recovery(void **state)
+static void low_nofile_case(int nofile)
 {
-    (void)state;
     struct backend *b = backend_start(AF_INET, BACKEND_ECHO);
     int lport = free_port(AF_INET);
-    struct ferry_opts opts = {.rlimit_nofile = LOW_NOFILE};
+    struct ferry_opts opts = {.rlimit_nofile = nofile};
     struct ferry *f = ferry_start_opts(tfmt("max_connections: 1000\n"
                                             "routes:\n"
                                             "  - name: tight\n"
@@ -283,16 +282,24 @@ static void test_low_nofile_no_spin_and_recovery(void **state)
         nclosed += closed[i];
     }
     print_message(
-        "RLIMIT_NOFILE=%d: %d clients served, %d closed, %d waiting; ferry holds %d fds\n",
-        LOW_NOFILE, served, nclosed, LOW_CLIENTS - served - nclosed, proc_fd_count(pid));
+        "RLIMIT_NOFILE=%d: %d clients served, %d closed, %d waiting; ferry holds %d fds\n", nofile,
+        served, nclosed, LOW_CLIENTS - served - nclosed, proc_fd_count(pid));
     if (served == 0) {
-        fail_msg("no client was served under RLIMIT_NOFILE=%d", LOW_NOFILE);
+        fail_msg("no client was served under RLIMIT_NOFILE=%d", nofile);
     }
     if (served == LOW_CLIENTS) {
         fail_msg("all %d clients were served: the RLIMIT_NOFILE of %d did not apply", served,
-                 LOW_NOFILE);
+                 nofile);
     }
     assert_true(ferry_alive(f));
+    /* Out of descriptors, whether for accept or for a backend socket, ferry pauses accepting and
+     * says so once; a client it accepted but has no backend socket for waits for one (up to
+     * connect_timeout) rather than being dropped. */
+    if (nclosed != 0) {
+        ferry_dump(f, "clients closed");
+        fail_msg("%d clients were closed while ferry was out of descriptors", nclosed);
+    }
+    assert_int_equal(ferry_count_log(f, "pausing accept"), 1);
 
     /* Saturated: ferry must wait, not spin on the pending connections. */
     double cpu0 = proc_cpu_seconds(pid);
@@ -333,6 +340,15 @@ static void test_low_nofile_no_spin_and_recovery(void **state)
         close_fd(fds[i]);
     }
     ferry_stop(f);
+}
+
+/* Both parities of the limit: with one, accept() runs out first; with the other, accept takes the
+ * last descriptor and the backend socket() is the one refused. */
+static void test_low_nofile_no_spin_and_recovery(void **state)
+{
+    (void)state;
+    low_nofile_case(LOW_NOFILE);
+    low_nofile_case(LOW_NOFILE + 1);
 }
 
 /* n clients through ferry's listener lport, and their backend ends, accepted from lfd. */
