@@ -285,6 +285,45 @@ static void test_shutdown_timeout_cuts_connection(void **state)
     assert_int_equal(ferry_count_log(f, " stopped"), 1);
 }
 
+/* A second signal during the graceful shutdown closes what is open at once. */
+static void test_second_signal_closes_at_once(void **state)
+{
+    (void)state;
+    int bport, lport = free_port(AF_INET);
+    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(lfd, "backend listen");
+    struct ferry *f = ferry_start(tfmt("shutdown_timeout: 10m\n"
+                                       "routes:\n"
+                                       "  - name: open\n"
+                                       "    listen: 127.0.0.1:%d\n"
+                                       "    backends: [127.0.0.1:%d]\n",
+                                       lport, bport));
+    int c = connect_ok(lport);
+    char client[64], line[1024];
+    assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
+    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
+    assert_ok(b, "ferry did not connect to the backend");
+    send_str(c, "open");
+    recv_expect(b, "open");
+
+    ferry_signal(f, SIGTERM);
+    assert_true(ferry_wait_log(f, "shutdown signal=SIGTERM connections=1", NET_TIMEOUT_MS));
+    assert_true(ferry_alive(f)); /* draining: the pair may take its 10 minutes */
+    int64_t t0 = now_ms();
+    ferry_signal(f, SIGINT);
+    assert_int_equal(ferry_wait_exit(f, 5000), 0);
+    int64_t elapsed = now_ms() - t0;
+    if (elapsed > 2000) {
+        fail_msg("ferry exited %lld ms after the second signal, want at once", (long long)elapsed);
+    }
+    assert_true(ferry_count_log(f, "SIGINT during the graceful shutdown: closing 1 connection") ==
+                1);
+    assert_int_equal(wait_closed(c, 1000, NULL), -ECONNRESET);
+    assert_int_equal(wait_closed(b, 1000, NULL), -ECONNRESET);
+    ferry_wait_access(f, client, 0, line, sizeof line);
+    assert_field(line, "cause", "shutdown");
+}
+
 static void test_sigint_stops_cleanly(void **state)
 {
     (void)state;
@@ -390,6 +429,7 @@ int main(void)
         E2E_TEST(test_idle_workers_take_turns),
         E2E_TEST(test_sigterm_drains_open_connection),
         E2E_TEST(test_shutdown_timeout_cuts_connection),
+        E2E_TEST(test_second_signal_closes_at_once),
         E2E_TEST(test_sigint_stops_cleanly),
         E2E_TEST(test_listen_address_in_use),
         E2E_TEST(test_sigpipe_is_harmless),

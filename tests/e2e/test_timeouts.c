@@ -30,13 +30,19 @@ static void open_pair(struct pair *p, const char *route_extra)
     assert_ok(p->backend, "ferry did not connect to the backend");
 }
 
-/* Asserts fd gets closed (EOF or reset) between min_ms and max_ms after t0; returns elapsed ms. */
-static int64_t assert_closed_between(int fd, int64_t t0, int min_ms, int max_ms, const char *who)
+/* Asserts fd gets closed between min_ms and max_ms after t0, by a FIN (want 0) or a RST (want
+ * -ECONNRESET); returns elapsed ms. */
+static int64_t assert_closed_between(int fd, int64_t t0, int min_ms, int max_ms, const char *who,
+                                     int want)
 {
     int rc = wait_closed(fd, max_ms + 1000, NULL);
     int64_t elapsed = now_ms() - t0;
     if (rc != 0 && rc != -ECONNRESET) {
         fail_msg("%s: not closed within %d ms (%s)", who, max_ms + 1000, strerror(-rc));
+    }
+    if (rc != want) {
+        fail_msg("%s: closed by a %s, want a %s", who, rc == 0 ? "FIN" : "reset",
+                 want == 0 ? "FIN" : "reset");
     }
     if (elapsed < min_ms || elapsed > max_ms) {
         fail_msg("%s: closed after %lld ms, want between %d and %d ms", who, (long long)elapsed,
@@ -57,8 +63,8 @@ static void test_idle_timeout_closes_both_sides(void **state)
     send_str(p.backend, "y");
     recv_expect(p.client, "y");
     int64_t t0 = now_ms();
-    assert_closed_between(p.client, t0, 250, 2000, "client");
-    assert_closed_between(p.backend, t0, 250, 2000, "backend");
+    assert_closed_between(p.client, t0, 250, 2000, "client", 0);
+    assert_closed_between(p.backend, t0, 250, 2000, "backend", 0);
     ferry_wait_access(p.ferry, p.client_addr, NET_TIMEOUT_MS, line, sizeof line);
     assert_field(line, "cause", "idle_timeout");
     assert_field_num(line, "bytes_from_client", 1);
@@ -88,7 +94,7 @@ static void test_idle_timeout_rearmed_by_traffic(void **state)
     send_str(c, "still open");
     recv_expect(c, "still open");
     /* Then, silent, it is closed. */
-    assert_closed_between(c, now_ms(), 250, 2000, "client");
+    assert_closed_between(c, now_ms(), 250, 2000, "client", 0);
     ferry_stop(f);
 }
 
@@ -115,6 +121,8 @@ static void test_idle_timeout_stalled_transfer(void **state)
         fail_msg("backend send failed with %s, want a reset from ferry", strerror(-sent.err));
     }
     assert_true(elapsed >= 250);
+    /* Bytes for the client were still held: it gets a reset, not a FIN after a cut stream. */
+    assert_int_equal(wait_closed(p.client, NET_TIMEOUT_MS, NULL), -ECONNRESET);
     ferry_wait_access(p.ferry, p.client_addr, NET_TIMEOUT_MS, line, sizeof line);
     assert_field(line, "cause", "idle_timeout");
     ferry_stop(p.ferry);
@@ -132,7 +140,7 @@ static void test_idle_timeout_half_closed_pair(void **state)
     /* The backend never answers nor closes: the half-closed pair is still subject to the timeout.
      */
     int64_t t0 = now_ms();
-    assert_closed_between(p.client, t0, 200, 2000, "client");
+    assert_closed_between(p.client, t0, 200, 2000, "client", 0);
     ferry_wait_access(p.ferry, p.client_addr, NET_TIMEOUT_MS, line, sizeof line);
     assert_field(line, "cause", "idle_timeout");
     ferry_stop(p.ferry);
@@ -154,7 +162,7 @@ static void test_connect_timeout_closes_client(void **state)
     char client[64], line[1024];
     assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
     send_str(c, "anyone there?");
-    assert_closed_between(c, t0, 150, 1500, "client");
+    assert_closed_between(c, t0, 150, 1500, "client", -ECONNRESET);
     ferry_wait_access(f, client, NET_TIMEOUT_MS, line, sizeof line);
     assert_field(line, "route", "hole");
     assert_field(line, "cause", "connect_timeout");

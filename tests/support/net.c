@@ -350,7 +350,11 @@ int wait_closed(int fd, int timeout_ms, size_t *discarded)
         ssize_t r = recv_some(fd, buf, sizeof buf, left > 0 ? (int)left : 0);
         if (r > 0) {
             total += (size_t)r;
-            continue;
+            if (now_ms() < deadline) {
+                continue;
+            }
+            rc = -ETIMEDOUT; /* a peer that keeps sending never closes in time */
+            break;
         }
         rc = r == 0 ? 0 : (int)r;
         break;

@@ -147,6 +147,8 @@ struct pump *pump_recv(int fd, int op_timeout_ms)
     return p;
 }
 
+#define PUMP_JOIN_CAP 4
+
 uint64_t pump_progress(struct pump *p)
 {
     return atomic_load(&p->progress);
@@ -159,12 +161,22 @@ bool pump_done(struct pump *p)
 
 void pump_join(struct pump *p, int timeout_ms, struct pump_result *out)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    /* A slow machine (a sanitizer build, a loaded CI host) may move the bytes slower but not
+     * stop: the wait fails after timeout_ms without progress, or PUMP_JOIN_CAP times it in all. */
+    int64_t start = now_ms(), last_move = start;
+    uint64_t seen = pump_progress(p);
     while (!pump_done(p)) {
-        if (now_ms() > deadline) {
-            fail_msg("%s pump on fd %d did not finish within %d ms (moved %llu bytes)",
-                     p->sender ? "send" : "receive", p->fd, timeout_ms,
-                     (unsigned long long)pump_progress(p));
+        int64_t now = now_ms();
+        uint64_t moved = pump_progress(p);
+        if (moved != seen) {
+            seen = moved;
+            last_move = now;
+        }
+        if (now > last_move + timeout_ms || now > start + (int64_t)PUMP_JOIN_CAP * timeout_ms) {
+            fail_msg("%s pump on fd %d did not finish: %lld ms since it last moved a byte, "
+                     "%lld ms in all (moved %llu bytes)",
+                     p->sender ? "send" : "receive", p->fd, (long long)(now - last_move),
+                     (long long)(now - start), (unsigned long long)moved);
         }
         sleep_ms(5);
     }

@@ -31,7 +31,8 @@ struct pump *pump_recv(int fd, int op_timeout_ms);
 uint64_t pump_progress(struct pump *p);
 /* True once the pump's thread has finished. */
 bool pump_done(struct pump *p);
-/* Waits for the pump to finish within timeout_ms (asserts), copies its result, frees it. */
+/* Waits for the pump to finish (asserts): it fails after timeout_ms in which no byte moved, or
+ * after 4 * timeout_ms in all. Copies its result and frees it. */
 void pump_join(struct pump *p, int timeout_ms, struct pump_result *out);
 /* Waits until the pump's progress has not changed for quiet_ms; false if not within timeout_ms. */
 bool pump_wait_stalled(struct pump *p, int quiet_ms, int timeout_ms);
