@@ -23,8 +23,9 @@ struct sockaddr_any {
 #define SOCK_ADDRSTRLEN 64
 
 /* Parse "host:port" or "[v6]:port"; host may be a name (resolved now, first result). passive
- * selects listen semantics ("*" or empty host = all IPv4 addresses). Returns 0, or -1 with *why set
- * to a static message. */
+ * selects listen semantics ("*" or empty host = all IPv4 addresses). IPv4 is four decimal numbers
+ * without leading zeros: a host that ends in a number never goes to the resolver, which reads
+ * "010.0.0.1" as octal. Returns 0, or -1 with *why set to a static message. */
 int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, const char **why);
 /* Whether the host part of "host:port" is a name to resolve (not an IP literal or "*"). */
 bool sock_addr_is_name(const char *text);

@@ -4,6 +4,7 @@
 #include "sock.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -37,6 +38,32 @@ static const char *split_host(const char *text, char *host, size_t size)
     memcpy(host, text, (size_t)(colon - text));
     host[colon - text] = '\0';
     return colon + 1;
+}
+
+/* Whether host reads as a number to the resolver: its last dot-separated label (a trailing dot
+ * aside) is all digits, or 0x and hex digits. getaddrinfo() takes such a host as a numeric IPv4
+ * address in the old inet_aton() forms, where a leading 0 means octal and 0x hex and fewer than
+ * four parts are allowed: "010.0.0.1" is 8.0.0.1, "0x7f.1" and "2130706433" are 127.0.0.1. No
+ * top-level domain is numeric, so such a host is never a name either. */
+static bool host_is_numeric(const char *host)
+{
+    size_t n = strlen(host);
+    if (n > 1 && host[n - 1] == '.')
+        n--;
+    size_t start = n;
+    while (start > 0 && host[start - 1] != '.')
+        start--;
+    const char *label = host + start;
+    size_t len = n - start, i = 0;
+    bool hex = len >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X');
+    if (hex)
+        i = 2;
+    else if (len == 0)
+        return false;
+    for (; i < len; i++)
+        if (!(hex ? isxdigit((unsigned char)label[i]) : isdigit((unsigned char)label[i])))
+            return false;
+    return true;
 }
 
 int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, const char **why)
@@ -117,6 +144,11 @@ int sock_addr_parse(const char *text, bool passive, struct sockaddr_any *out, co
     }
     if (text[0] == '[') {
         *why = "bad IPv6 address";
+        return -1;
+    }
+    if (host_is_numeric(host)) {
+        *why = "not a valid IPv4 address (write four decimal numbers without leading zeros, e.g. "
+               "10.0.0.1)";
         return -1;
     }
     struct addrinfo *res;

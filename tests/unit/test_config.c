@@ -841,6 +841,38 @@ static void test_bad_ports_and_addresses(void **state)
     backend_error("':9000'", "missing host"); /* a backend needs a host: it is not passive */
 }
 
+/* getaddrinfo() would read these as IPv4 addresses in the old inet_aton() forms (a leading 0 is
+ * octal, 0x hex, fewer than four parts allowed): 010.000.000.001 would be 8.0.0.1. Each is an error
+ * instead, for a listen address and a backend alike. */
+static void test_ipv4_only_in_dotted_decimal(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "010.000.000.001:21001", /* 8.0.0.1 */
+        "127.000.000.010:21001", /* 127.0.0.8 */
+        "127.0.0.01:21001",      "0x7f.1:21001",     "0x7f000001:21001", "2130706433:21001",
+        "127.1:21001",           "127.0.0.1.:21001", "0X7F.0.0.1:21001", "256.0.0.1:21001",
+        "localhost.0x1:21001",   "a.0x:21001",
+    };
+    const char *why = "not a valid IPv4 address (write four decimal numbers without leading "
+                      "zeros, e.g. 10.0.0.1)";
+    char what[256];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(what, sizeof(what), "'listen': bad address '%s': %s", bad[i], why);
+        listen_error(bad[i], 13, what);
+        snprintf(what, sizeof(what), "'address': bad backend address '%s': %s", bad[i], why);
+        backend_error(bad[i], what);
+    }
+    /* Four decimal numbers without leading zeros are fine, and a lone 0 is not a leading zero. */
+    struct config *c = load("routes:\n"
+                            "  - listen: 10.0.0.0:21001\n"
+                            "    backends: [127.0.0.10:21002, 0.0.0.1:21003]\n");
+    assert_addr(&c->routes[0].listens[0].addr, AF_INET, "10.0.0.0", 21001);
+    assert_addr(&c->routes[0].backends[0].addr, AF_INET, "127.0.0.10", 21002);
+    assert_addr(&c->routes[0].backends[1].addr, AF_INET, "0.0.0.1", 21003);
+    config_unref(c);
+}
+
 static void route_setting_error(const char *line, int col, const char *what)
 {
     char buf[512];
@@ -1429,6 +1461,7 @@ int main(void)
         cmocka_unit_test(test_cpu_quota),
         cmocka_unit_test(test_missing_listen_or_backends),
         cmocka_unit_test(test_bad_ports_and_addresses),
+        cmocka_unit_test(test_ipv4_only_in_dotted_decimal),
         cmocka_unit_test(test_buffer_size_range),
         cmocka_unit_test(test_buffer_max),
         cmocka_unit_test(test_weight_range),

@@ -138,6 +138,13 @@ static void test_parse_ipv4(void **state)
     assert_v4(&a, "10.1.2.3", 1);
     a = parse_ok("0.0.0.0:65535", true);
     assert_v4(&a, "0.0.0.0", 65535);
+    /* Only four decimal numbers: the resolver would read the old forms, "010.0.0.1" as 8.0.0.1. */
+    static const char *const old_forms[] = {"010.0.0.1:80",  "127.0.0.010:80", "0x7f.1:80",
+                                            "2130706433:80", "127.1:80",       "127.0.0.1.:80"};
+    for (size_t i = 0; i < sizeof(old_forms) / sizeof(old_forms[0]); i++) {
+        parse_bad(old_forms[i], false, "not a valid IPv4 address");
+        parse_bad(old_forms[i], true, "not a valid IPv4 address");
+    }
 }
 
 static void test_parse_ipv6_in_brackets(void **state)
