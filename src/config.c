@@ -681,6 +681,21 @@ static void *grow(void *arr, size_t n, size_t elem)
     return a;
 }
 
+/* a, with an IPv4-mapped IPv6 address ([::ffff:a.b.c.d]) turned into the IPv4 address it stands
+ * for: an IPv6 socket that connects to one reaches that IPv4 address. */
+static struct sockaddr_any unmapped(const struct sockaddr_any *a)
+{
+    const struct sockaddr_in6 *s6 = (const void *)&a->u.ss;
+    if (a->u.sa.sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+        return *a;
+    struct sockaddr_any v4 = {.len = sizeof(struct sockaddr_in)};
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&v4.u.ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = s6->sin6_port;
+    memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], sizeof(s4->sin_addr));
+    return v4;
+}
+
 static int add_listen(struct pctx *p, yaml_node_t *v)
 {
     const char *s, *why;
@@ -689,6 +704,16 @@ static int add_listen(struct pctx *p, yaml_node_t *v)
     struct sockaddr_any addr;
     if (sock_addr_parse(s, true, &addr, &why) != 0)
         return fail_at(p, v, "'listen': bad address '%s': %s", s, why);
+    /* Listening IPv6 sockets are IPv6-only (sock_listen), and such a socket cannot bind an
+     * IPv4-mapped address: it would pass here and fail at startup. */
+    struct sockaddr_any v4 = unmapped(&addr);
+    if (v4.u.sa.sa_family != addr.u.sa.sa_family) {
+        char f[SOCK_ADDRSTRLEN];
+        return fail_at(p, v,
+                       "'listen': '%s' is an IPv4-mapped IPv6 address, which ferry cannot listen "
+                       "on (its IPv6 listening sockets take IPv6 only): write the IPv4 form, %s",
+                       s, sock_addr_format(&v4, f, sizeof(f)));
+    }
     struct route_conf *r = p->route;
     r->listens = grow(r->listens, r->nlistens, sizeof(*r->listens));
     r->listens[r->nlistens].address = dup_str(s);

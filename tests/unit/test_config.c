@@ -873,6 +873,29 @@ static void test_ipv4_only_in_dotted_decimal(void **state)
     config_unref(c);
 }
 
+/* ferry's IPv6 listening sockets are IPv6-only, and such a socket cannot bind an IPv4-mapped
+ * address: it would pass --check and fail at startup. As a backend it is another way to write
+ * the IPv4 address, which an IPv6 socket connects to. */
+static void test_ipv4_mapped_listen_address(void **state)
+{
+    (void)state;
+    listen_error("'[::ffff:127.0.0.1]:21001'", 13,
+                 "'listen': '[::ffff:127.0.0.1]:21001' is an IPv4-mapped IPv6 address, which ferry "
+                 "cannot listen on (its IPv6 listening sockets take IPv6 only): write the IPv4 "
+                 "form, 127.0.0.1:21001");
+    listen_error("'[::ffff:0.0.0.0]:21001'", 13, "write the IPv4 form, 0.0.0.0:21001");
+    expect_error("routes:\n"
+                 "  - name: web\n"
+                 "    listen: ['[::1]:21001', '[0:0:0:0:0:ffff:7f00:2]:21001']\n"
+                 "    backends: [127.0.0.1:9000]\n",
+                 3, 29, "write the IPv4 form, 127.0.0.2:21001");
+    struct config *c = load("routes:\n"
+                            "  - listen: '[::1]:21001'\n"
+                            "    backends: ['[::ffff:127.0.0.1]:9000']\n");
+    assert_addr(&c->routes[0].backends[0].addr, AF_INET6, "::ffff:127.0.0.1", 9000);
+    config_unref(c);
+}
+
 static void route_setting_error(const char *line, int col, const char *what)
 {
     char buf[512];
@@ -1462,6 +1485,7 @@ int main(void)
         cmocka_unit_test(test_missing_listen_or_backends),
         cmocka_unit_test(test_bad_ports_and_addresses),
         cmocka_unit_test(test_ipv4_only_in_dotted_decimal),
+        cmocka_unit_test(test_ipv4_mapped_listen_address),
         cmocka_unit_test(test_buffer_size_range),
         cmocka_unit_test(test_buffer_max),
         cmocka_unit_test(test_weight_range),
