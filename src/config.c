@@ -696,6 +696,16 @@ static struct sockaddr_any unmapped(const struct sockaddr_any *a)
     return v4;
 }
 
+/* 0.0.0.0 or [::]: every address of the host, which a listening socket takes and a connect
+ * cannot name. */
+static bool addr_is_any(const struct sockaddr_any *a)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->u.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return a->u.sa.sa_family == AF_INET6 &&
+           IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->u.ss)->sin6_addr);
+}
+
 static int add_listen(struct pctx *p, yaml_node_t *v)
 {
     const char *s, *why;
@@ -775,6 +785,18 @@ static int set_backend_address(struct pctx *p, yaml_node_t *v, const char *key)
     p->backend->named = sock_addr_is_name(s);
     if (p->backend->named)
         p->cfg->has_names = true;
+    /* A name is checked as it resolves now: the address ferry will connect to. */
+    char resolved[SOCK_ADDRSTRLEN + 32] = "", f[SOCK_ADDRSTRLEN];
+    if (p->backend->named)
+        snprintf(resolved, sizeof(resolved), " (resolved to %s)",
+                 sock_addr_format(&p->backend->addr, f, sizeof(f)));
+    struct sockaddr_any a = unmapped(&p->backend->addr);
+    if (addr_is_any(&a))
+        return fail_at(p, v,
+                       "'address': backend '%s'%s is not an address to connect to (0.0.0.0 and "
+                       "[::] stand for every address of a host, for listening): give the "
+                       "backend's own address",
+                       s, resolved);
     return 0;
 }
 

@@ -896,6 +896,24 @@ static void test_ipv4_mapped_listen_address(void **state)
     config_unref(c);
 }
 
+/* 0.0.0.0 and [::] are for listening: a connect to one reaches this host by accident, if at all. */
+static void test_backend_unspecified_address(void **state)
+{
+    (void)state;
+    backend_error("0.0.0.0:9000", "'address': backend '0.0.0.0:9000' is not an address to "
+                                  "connect to");
+    backend_error("'[::]:9000'", "'address': backend '[::]:9000' is not an address to connect to");
+    backend_error("'[0::0]:9000'", "'address': backend '[0::0]:9000' is not an address");
+    backend_error("'[::ffff:0.0.0.0]:9000'", "is not an address to connect to");
+    /* In the long form, the error points at the address. */
+    expect_error("routes:\n"
+                 "  - name: web\n"
+                 "    listen: 127.0.0.1:8080\n"
+                 "    backends:\n"
+                 "      - {weight: 2, address: 0.0.0.0:9000}\n",
+                 5, 30, "'address': backend '0.0.0.0:9000' is not an address to connect to");
+}
+
 static void route_setting_error(const char *line, int col, const char *what)
 {
     char buf[512];
@@ -1486,6 +1504,7 @@ int main(void)
         cmocka_unit_test(test_bad_ports_and_addresses),
         cmocka_unit_test(test_ipv4_only_in_dotted_decimal),
         cmocka_unit_test(test_ipv4_mapped_listen_address),
+        cmocka_unit_test(test_backend_unspecified_address),
         cmocka_unit_test(test_buffer_size_range),
         cmocka_unit_test(test_buffer_max),
         cmocka_unit_test(test_weight_range),
