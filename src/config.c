@@ -696,6 +696,14 @@ static struct sockaddr_any unmapped(const struct sockaddr_any *a)
     return v4;
 }
 
+/* The port of an IPv4 or IPv6 address, in network byte order. */
+static uint16_t addr_port(const struct sockaddr_any *a)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->u.ss)->sin_port;
+    return ((const struct sockaddr_in6 *)&a->u.ss)->sin6_port;
+}
+
 /* 0.0.0.0 or [::]: every address of the host, which a listening socket takes and a connect
  * cannot name. */
 static bool addr_is_any(const struct sockaddr_any *a)
@@ -704,6 +712,28 @@ static bool addr_is_any(const struct sockaddr_any *a)
         return ((const struct sockaddr_in *)&a->u.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
     return a->u.sa.sa_family == AF_INET6 &&
            IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->u.ss)->sin6_addr);
+}
+
+/* 127.0.0.0/8 or [::1]. */
+static bool addr_is_loopback(const struct sockaddr_any *a)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->u.ss)->sin_addr.s_addr) >> 24) == 127;
+    return a->u.sa.sa_family == AF_INET6 &&
+           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->u.ss)->sin6_addr);
+}
+
+/* Whether a connection to backend address b arrives on listening address l: the same address
+ * (an IPv4-mapped one included), or l is the wildcard of b's family and port and b a loopback
+ * address, which only this host answers. The host's other addresses behind a wildcard are not
+ * known here. */
+static bool backend_reaches(const struct sockaddr_any *b, const struct sockaddr_any *l)
+{
+    struct sockaddr_any x = unmapped(b);
+    if (sock_addr_equal(&x, l))
+        return true;
+    return x.u.sa.sa_family == l->u.sa.sa_family && addr_port(&x) == addr_port(l) &&
+           addr_is_any(l) && addr_is_loopback(&x);
 }
 
 static int add_listen(struct pctx *p, yaml_node_t *v)
@@ -797,6 +827,14 @@ static int set_backend_address(struct pctx *p, yaml_node_t *v, const char *key)
                        "[::] stand for every address of a host, for listening): give the "
                        "backend's own address",
                        s, resolved);
+    /* The listen addresses are read before the backends (route_keys order). */
+    const struct route_conf *r = p->route;
+    for (size_t i = 0; i < r->nlistens; i++)
+        if (backend_reaches(&p->backend->addr, &r->listens[i].addr))
+            return fail_at(p, v,
+                           "route '%s': backend '%s'%s connects to the route's own listen "
+                           "address '%s': connections would loop back into ferry",
+                           r->name, s, resolved, r->listens[i].address);
     return 0;
 }
 
@@ -923,17 +961,17 @@ static int set_routes(struct pctx *p, yaml_node_t *v, const char *key)
         struct route_conf *r = &c->routes[c->nroutes++];
         r->s = c->defaults;
         r->balance = BALANCE_ROUND_ROBIN;
+        /* Named before it is read, so that errors about the route can say which it is; a `name`
+         * key replaces this. */
+        char name[32];
+        snprintf(name, sizeof(name), "route%zu", idx + 1);
+        r->name = dup_str(name);
         p->route = r;
         int rc = read_mapping(p, node(p, *it), "a route", route_keys,
                               sizeof(route_keys) / sizeof(route_keys[0]));
         p->route = NULL;
         if (rc)
             return -1;
-        if (!r->name) {
-            char name[32];
-            snprintf(name, sizeof(name), "route%zu", idx + 1);
-            r->name = dup_str(name);
-        }
     }
     return check_routes(p, v);
 }

@@ -914,6 +914,72 @@ static void test_backend_unspecified_address(void **state)
                  5, 30, "'address': backend '0.0.0.0:9000' is not an address to connect to");
 }
 
+/* A backend that is the route's own listen address: each client connection would open another
+ * through ferry, until max_connections. */
+static void route_loop_error(const char *listen, const char *backend, const char *what)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf),
+             "routes:\n"
+             "  - name: web\n"
+             "    listen: %s\n"
+             "    backends: [127.0.0.1:9000, %s]\n",
+             listen, backend);
+    expect_error(buf, 4, 32, what); /* the second backend */
+    struct config *c = NULL;
+    struct config_error err;
+    assert_int_equal(config_load_string(NAME, buf, strlen(buf), &c, &err), -1);
+    if (!strstr(err.msg, "route 'web': ") ||
+        !strstr(err.msg, "connections would loop back into ferry"))
+        fail_msg("\"%s\" does not name the route or say the connections would loop", err.msg);
+}
+
+static void test_backend_that_is_the_route_itself(void **state)
+{
+    (void)state;
+    route_loop_error("127.0.0.1:21021", "127.0.0.1:21021",
+                     "route 'web': backend '127.0.0.1:21021' connects to the route's own listen "
+                     "address '127.0.0.1:21021': connections would loop back into ferry");
+    /* Any of the route's listen addresses; IPv6; an IPv4-mapped backend reaches the IPv4 one. */
+    route_loop_error("[127.0.0.1:21020, '[::1]:21021']", "'[::1]:21021'",
+                     "listen address '[::1]:21021'");
+    route_loop_error("127.0.0.1:21021", "'[::ffff:127.0.0.1]:21021'",
+                     "listen address '127.0.0.1:21021'");
+    /* A wildcard listener takes a connection to any loopback address of its family and port. */
+    route_loop_error("0.0.0.0:21021", "127.0.0.1:21021", "listen address '0.0.0.0:21021'");
+    route_loop_error("'*:21021'", "127.0.0.2:21021", "listen address '*:21021'");
+    route_loop_error("':21021'", "127.255.255.254:21021", "listen address ':21021'");
+    route_loop_error("'[::]:21021'", "'[::1]:21021'", "listen address '[::]:21021'");
+    /* A host name, as it resolves at load time (localhost: 127.0.0.1 or ::1, either is heard). */
+    route_loop_error("[127.0.0.1:21021, '[::1]:21021']", "localhost:21021",
+                     "backend 'localhost:21021' (resolved to ");
+    /* A route without a name is named as in every other message; the long form points at the
+     * address. */
+    expect_error("routes:\n"
+                 "  - listen: 127.0.0.1:21021\n"
+                 "    backends: [127.0.0.1:9000]\n"
+                 "  - listen: 127.0.0.1:21022\n"
+                 "    backends:\n"
+                 "      - address: 127.0.0.1:21022\n",
+                 6, 18,
+                 "route 'route2': backend '127.0.0.1:21022' connects to the route's own listen "
+                 "address '127.0.0.1:21022'");
+
+    /* Not loops: another port, another loopback address than the one listened on, the other
+     * family (IPv6 listeners are IPv6-only), an address that may not be this host's, and another
+     * route's listen address (a chain of two routes). */
+    struct config *c = load("routes:\n"
+                            "  - name: a\n"
+                            "    listen: [127.0.0.1:21021, 0.0.0.0:21023, '[::]:21024']\n"
+                            "    backends: [127.0.0.1:21022, 127.0.0.2:21021, '[::1]:21023',\n"
+                            "               127.0.0.1:21024, 192.0.2.1:21023, 127.0.0.1:21025]\n"
+                            "  - name: b\n"
+                            "    listen: 127.0.0.1:21025\n"
+                            "    backends: [127.0.0.1:9000]\n");
+    assert_int_equal(c->routes[0].nbackends, 6);
+    config_unref(c);
+}
+
 static void route_setting_error(const char *line, int col, const char *what)
 {
     char buf[512];
@@ -1505,6 +1571,7 @@ int main(void)
         cmocka_unit_test(test_ipv4_only_in_dotted_decimal),
         cmocka_unit_test(test_ipv4_mapped_listen_address),
         cmocka_unit_test(test_backend_unspecified_address),
+        cmocka_unit_test(test_backend_that_is_the_route_itself),
         cmocka_unit_test(test_buffer_size_range),
         cmocka_unit_test(test_buffer_max),
         cmocka_unit_test(test_weight_range),
