@@ -2,15 +2,15 @@
  * End-to-end: live reload. ferry follows edits of its YAML file without dropping anything: a
  * changed backend takes new connections within a second of the write while a 32 MiB transfer
  * opened before it finishes on the old backend, byte for byte; invalid edits (YAML syntax, an
- * unknown key, a listen address another process holds) are rejected with FILE:LINE: and change
- * nothing; 100 reloads in a row under continuous client traffic fail no connection; a file
- * replaced by rename and a Kubernetes ConfigMap symlink swap are both noticed without a signal;
- * added routes and listen addresses accept and removed ones refuse; SIGHUP on an unchanged file
- * is "no change" and disturbs nothing; a listener whose address stays keeps its very socket even
- * when its route is renamed; with reload.watch false only SIGHUP reloads; and a backend written
- * as a host name follows the name to its new address (every resolve_interval, without an edit),
- * keeps its address while the name does not resolve, and logs each step; and a DNS server that
- * never answers does not hold up SIGTERM.
+ * unknown key, a listen address another process holds, a backend that is the route's own listen
+ * address) are rejected with FILE:LINE: and change nothing; 100 reloads in a row under continuous
+ * client traffic fail no connection; a file replaced by rename and a Kubernetes ConfigMap symlink
+ * swap are both noticed without a signal; added routes and listen addresses accept and removed ones
+ * refuse; SIGHUP on an unchanged file is "no change" and disturbs nothing; a listener whose address
+ * stays keeps its very socket even when its route is renamed; with reload.watch false only SIGHUP
+ * reloads; and a backend written as a host name follows the name to its new address (every
+ * resolve_interval, without an edit), keeps its address while the name does not resolve, and logs
+ * each step; and a DNS server that never answers does not hold up SIGTERM.
  */
 #include "config.h"
 #include "e2e.h"
@@ -317,6 +317,29 @@ static void test_reject_listen_address_taken(void **state)
     assert_served_by(extra, r.b);
     assert_points_at(r.f, line, line_of(bad, "# bad", 1));
     close_fd(holder);
+    close_fd(r.conn);
+    ferry_stop(r.f);
+}
+
+/* A backend that is the route's own listen address would loop every connection back into ferry:
+ * the reload is refused like a start, and the route keeps its backend. */
+static void test_reject_backend_that_loops_into_the_route(void **state)
+{
+    (void)state;
+    struct reject r;
+    reject_start(&r);
+    const char *bad = tfmt("routes:\n"
+                           "  - name: web\n"
+                           "    listen: 127.0.0.1:%d\n"
+                           "    backends: [127.0.0.1:%d, 127.0.0.1:%d]  # bad\n",
+                           r.lport, backend_port(r.b), r.lport);
+    const char *line = reject_edit(&r, bad);
+    if (strstr(line, "route 'web'") == NULL ||
+        strstr(line, "connections would loop back into ferry") == NULL) {
+        fail_msg("rejection line does not say the route would loop into ferry: %s", line);
+    }
+    reject_recover(&r, route_yaml("", "web", r.lport, backend_port(r.b)));
+    assert_points_at(r.f, line, line_of(bad, "# bad", 1));
     close_fd(r.conn);
     ferry_stop(r.f);
 }
@@ -1383,6 +1406,7 @@ int main(void)
         E2E_TEST(test_reject_yaml_syntax_error),
         E2E_TEST(test_reject_unknown_key),
         E2E_TEST(test_reject_listen_address_taken),
+        E2E_TEST(test_reject_backend_that_loops_into_the_route),
         E2E_TEST(test_100_reloads_under_traffic),
         E2E_TEST(test_file_replaced_by_rename),
         E2E_TEST(test_configmap_symlink_swap),
