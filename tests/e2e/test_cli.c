@@ -1,8 +1,9 @@
 /*
  * End-to-end: the command line and configuration errors. --version, --help and --check behave as
- * the contract says; a bad flag is a usage error (exit 2); every invalid configuration (unknown
- * key, wrong type, duplicate route name or listen address, bad port, empty backends, out-of-range
- * values, bad duration, missing file) exits 1 with `FILE:LINE:COL:` pointing at the offending line.
+ * the contract says; a bad flag is a usage error (exit 2) that names it as written; every invalid
+ * configuration (unknown key, wrong type, duplicate route name or listen address, bad port, empty
+ * backends, out-of-range values, bad duration, missing file) exits 1 with `FILE:LINE:COL:` pointing
+ * at the offending line.
  */
 #include "e2e.h"
 
@@ -91,6 +92,35 @@ static void test_bad_flag_exit_2(void **state)
     static const char *const args[] = {"--no-such-flag", NULL};
     struct ferry *f;
     assert_int_equal(ferry_run(NULL, args, 5000, &f), 2);
+}
+
+/* A usage error names the option as it was written: a letter of a cluster such as -zq (not the
+ * argument before it, or the program's name), a long option without its "=VALUE". */
+static void test_bad_flag_is_named(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *args[4];
+        const char *want;
+    } cases[] = {
+        {{"-zq", NULL}, "ferry: unknown option -z\n"},
+        {{"--check", "-qz", NULL}, "ferry: unknown option -q\n"},
+        {{"--no-such-flag=1", NULL}, "ferry: unknown option --no-such-flag\n"},
+        {{"--check=yes", NULL}, "ferry: option --check takes no value\n"},
+        {{"--c", NULL}, "ferry: ambiguous option --c\n"},
+        {{"-c", NULL}, "ferry: option -c needs a value\n"},
+        {{"--config", NULL}, "ferry: option --config needs a value\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ferry *f;
+        int code = ferry_run(NULL, cases[i].args, 5000, &f);
+        char *err = owned(ferry_stderr(f));
+        if (code != 2 || strncmp(err, cases[i].want, strlen(cases[i].want)) != 0) {
+            fail_msg("ferry %s %s: want exit 2 and \"%s\" first; got exit %d and:\n%s",
+                     cases[i].args[0], cases[i].args[1] ? cases[i].args[1] : "", cases[i].want,
+                     code, err);
+        }
+    }
 }
 
 static void test_check_prints_routes(void **state)
@@ -380,6 +410,7 @@ int main(void)
         E2E_TEST(test_version),
         E2E_TEST(test_help),
         E2E_TEST(test_bad_flag_exit_2),
+        E2E_TEST(test_bad_flag_is_named),
         E2E_TEST(test_check_prints_routes),
         E2E_TEST(test_check_does_not_listen),
         E2E_TEST(test_check_warns_about_idle_timeout_zero),
