@@ -1009,6 +1009,63 @@ static void config_free(struct config *c)
     free(c);
 }
 
+/* The code unit at byte i of the input: one byte in UTF-8, two in UTF-16. */
+static unsigned unit_at(const unsigned char *text, size_t i, yaml_encoding_t enc)
+{
+    if (enc == YAML_UTF16LE_ENCODING)
+        return text[i] | (unsigned)text[i + 1] << 8;
+    if (enc == YAML_UTF16BE_ENCODING)
+        return (unsigned)text[i] << 8 | text[i + 1];
+    return text[i];
+}
+
+/* Line and column (1-based) of byte off of the input, counted as libyaml counts its marks: a
+ * column is a character, and a byte order mark is none. */
+static void offset_position(const unsigned char *text, size_t len, yaml_encoding_t enc, size_t off,
+                            size_t *line, size_t *col)
+{
+    bool u16 = enc == YAML_UTF16LE_ENCODING || enc == YAML_UTF16BE_ENCODING;
+    size_t step = u16 ? 2 : 1, i = 0;
+    if (u16)
+        i = 2; /* libyaml reads UTF-16 only after a byte order mark */
+    else if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+        i = 3;
+    *line = 1;
+    *col = 1;
+    for (; i + step <= off && i + step <= len; i += step) {
+        unsigned u = unit_at(text, i, enc);
+        if (u == '\r' && i + 2 * step <= len && unit_at(text, i + step, enc) == '\n')
+            continue; /* the '\n' of "\r\n" ends the line */
+        if (u == '\n' || u == '\r') {
+            (*line)++;
+            *col = 1;
+        } else if (u16 ? (u & 0xFC00) != 0xDC00 : (u & 0xC0) != 0x80) {
+            (*col)++; /* not a UTF-8 continuation byte or a low surrogate: a new character */
+        }
+    }
+}
+
+/* The parser's error as "NAME:LINE:COL: YAML syntax error: ...". An error found while decoding
+ * the input (a control character, bytes that are not UTF-8) has no mark, only problem_offset:
+ * libyaml decodes ahead of the scanner, and would leave it at 1:1. */
+static void yaml_error(const char *name, const char *text, size_t len, const yaml_parser_t *parser,
+                       struct config_error *err)
+{
+    size_t line = parser->problem_mark.line + 1, col = parser->problem_mark.column + 1;
+    char value[32] = "";
+    if (parser->error == YAML_READER_ERROR) {
+        offset_position((const unsigned char *)text, len, parser->encoding, parser->problem_offset,
+                        &line, &col);
+        if (parser->problem_value >= 0 && parser->problem && strstr(parser->problem, "octet"))
+            snprintf(value, sizeof(value), " (byte 0x%02X)", (unsigned)parser->problem_value);
+        else if (parser->problem_value >= 0)
+            snprintf(value, sizeof(value), " (U+%04X)", (unsigned)parser->problem_value);
+    }
+    snprintf(err->msg, sizeof(err->msg), "%s:%zu:%zu: YAML syntax error: %s%s%s%s", name, line, col,
+             parser->problem ? parser->problem : "malformed document", value,
+             parser->context ? " " : "", parser->context ? parser->context : "");
+}
+
 static int load_string(const char *name, const char *text, size_t len, struct config **out,
                        struct config_error *err)
 {
@@ -1040,10 +1097,7 @@ static int load_string(const char *name, const char *text, size_t len, struct co
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     int rc = -1;
     if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err->msg, sizeof(err->msg), "%s:%zu:%zu: YAML syntax error: %s%s%s", name,
-                 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                 parser.problem ? parser.problem : "malformed document", parser.context ? " " : "",
-                 parser.context ? parser.context : "");
+        yaml_error(name, text, len, &parser, err);
         yaml_parser_delete(&parser);
         config_free(c);
         return -1;
@@ -1065,10 +1119,7 @@ static int load_string(const char *name, const char *text, size_t len, struct co
             yaml_document_delete(&extra);
         } else {
             rc = -1;
-            snprintf(err->msg, sizeof(err->msg), "%s:%zu:%zu: YAML syntax error: %s%s%s", name,
-                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                     parser.problem ? parser.problem : "malformed document",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
+            yaml_error(name, text, len, &parser, err);
         }
     }
     yaml_document_delete(&doc);

@@ -490,6 +490,69 @@ static void test_yaml_syntax_error(void **state)
     expect_error("routes: [\n", 2, 1, "YAML syntax error");
 }
 
+/* libyaml finds a character it cannot read (a control character, bytes that are not UTF-8) while
+ * decoding ahead of the parser, and gives only its byte offset: the position is counted from it,
+ * in characters, as the parser's own positions are. */
+static void test_unreadable_characters_are_located(void **state)
+{
+    (void)state;
+    /* A control character in a comment on line 5. */
+    expect_error("routes:\n"
+                 "  - name: web\n"
+                 "    listen: 127.0.0.1:8080\n"
+                 "    backends:\n"
+                 "      - 127.0.0.1:9000  # note\x01\n",
+                 5, 31, "YAML syntax error: control characters are not allowed (U+0001)");
+    /* A byte that is not UTF-8, after a two-byte character of the same line (one column). */
+    expect_error("routes:\n"
+                 "  - name: web\n"
+                 "    listen: 127.0.0.1:8080\n"
+                 "    backends:  # na\xc3\xafve \xff\n"
+                 "      - 127.0.0.1:9000\n",
+                 4, 24, "YAML syntax error: invalid leading UTF-8 octet (byte 0xFF)");
+    /* Latin-1 where UTF-8 is expected: the byte after \xe9 cannot continue its character. */
+    expect_error("routes:\n"
+                 "  - name: caf\xe9 2\n",
+                 2, 15, "invalid trailing UTF-8 octet (byte 0x20)");
+    /* CRLF line ends count once; a UTF-8 byte order mark is not a column. */
+    expect_error("\xef\xbb\xbfroutes:\r\n"
+                 "  - name: web\r\n"
+                 "  \x7f\r\n",
+                 3, 3, "control characters are not allowed (U+007F)");
+    /* Far beyond libyaml's first read of the input (16 KiB). */
+    char *big = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&big, &size);
+    assert_non_null(f);
+    fputs("routes:\n" ROUTE_WEB, f);
+    for (int i = 0; i < 1000; i++)
+        fprintf(f, "# padding line %04d of a long comment, to be read in several pieces\n", i);
+    fputs("# \x02\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_true(size > 3 * 16384);
+    expect_error(big, 1006, 3, "control characters are not allowed (U+0002)");
+    free(big);
+
+    /* libyaml also reads UTF-16 after a byte order mark: two bytes a character. */
+    const char *ascii = "routes:\n  - name: web\n  \x01\n";
+    for (int be = 0; be <= 1; be++) {
+        char text[128];
+        size_t n = 0;
+        text[n++] = be ? '\xfe' : '\xff';
+        text[n++] = be ? '\xff' : '\xfe';
+        for (const char *c = ascii; *c; c++) {
+            text[n++] = be ? 0 : *c;
+            text[n++] = be ? *c : 0;
+        }
+        struct config *c = NULL;
+        struct config_error err;
+        assert_int_equal(config_load_string(NAME, text, n, &c, &err), -1);
+        if (strncmp(err.msg, NAME ":3:3: ", strlen(NAME ":3:3: ")) != 0 ||
+            !strstr(err.msg, "control characters are not allowed (U+0001)"))
+            fail_msg("UTF-16%s: got \"%s\"", be ? "BE" : "LE", err.msg);
+    }
+}
+
 static void test_empty_file(void **state)
 {
     (void)state;
@@ -1551,6 +1614,7 @@ int main(void)
         cmocka_unit_test(test_file_identity),
         cmocka_unit_test(test_yaml_syntax_error),
         cmocka_unit_test(test_error_escapes_control_characters),
+        cmocka_unit_test(test_unreadable_characters_are_located),
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_top_level_must_be_a_mapping),
         cmocka_unit_test(test_missing_routes),
