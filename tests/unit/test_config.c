@@ -229,13 +229,15 @@ static void test_listen_as_a_list_with_ipv6(void **state)
                             "      - 127.0.0.1:8080\n"
                             "      - \"[::1]:8080\"\n"
                             "      - '*:8081'\n"
+                            "      - ':8082'\n"
                             "    backends: [127.0.0.1:9000]\n");
     const struct route_conf *r = &c->routes[0];
-    assert_int_equal(r->nlistens, 3);
+    assert_int_equal(r->nlistens, 4);
     assert_addr(&r->listens[0].addr, AF_INET, "127.0.0.1", 8080);
     assert_addr(&r->listens[1].addr, AF_INET6, "::1", 8080);
     assert_string_equal(r->listens[1].address, "[::1]:8080");
     assert_addr(&r->listens[2].addr, AF_INET, "0.0.0.0", 8081); /* "*" = all IPv4 addresses */
+    assert_addr(&r->listens[3].addr, AF_INET, "0.0.0.0", 8082); /* so is no host */
     config_unref(c);
 
     c = load("routes:\n"
