@@ -53,6 +53,12 @@ struct server {
     int wd;     /* inotify watch descriptor, -1 when not watching */
     char *dir;  /* directory holding the configuration file */
     char *base; /* the file's name in it */
+    /* A configuration path that is a symlink into another directory: that directory is watched
+     * too (edits to the file behind the link show only there). Not for a target under dir (a
+     * ConfigMap's version directories), whose swaps dir's own events show. */
+    int twd;     /* -1 when not watching a target directory */
+    char *tdir;  /* the directory watched by twd */
+    char *tbase; /* the target file's name in it */
     struct loop_timer debounce;
     uint64_t first_event;       /* when the current burst of file events began, 0 if none */
     struct config_file_id seen; /* the file as the last load read it (or as an event-driven load
@@ -215,6 +221,7 @@ static void apply_process_settings(struct server *srv, const struct config *cfg)
 }
 
 static void update_watch(struct server *srv);
+static void update_target_watch(struct server *srv);
 static void catch_up(struct server *srv);
 
 static void warn_no_idle_timeout(const struct config *cfg)
@@ -490,6 +497,8 @@ static void on_debounce(struct loop *l, struct loop_timer *t)
     bool retry = srv->wd == -1;
     if (retry)
         update_watch(srv); /* the directory was gone: try to watch it again */
+    else
+        update_target_watch(srv); /* the symlink may lead elsewhere now */
     /* The watch is on the directory (a rename over the file or a ConfigMap's symlink swap only
      * shows there), so editors' swap files and other files' updates wake it too. A burst whose
      * events all name other files reloads only if the file's stat moved (a symlink on the way to
@@ -522,6 +531,16 @@ static void on_inotify(struct loop *l, struct io *io, uint32_t ev)
             p += sizeof(*e) + e->len;
             /* A watch ferry removed itself (reload.watch turned off) ends with IN_IGNORED too,
              * and events queued for it before are about nothing watched now. */
+            if (!(e->mask & IN_Q_OVERFLOW) && srv->twd != -1 && e->wd == srv->twd) {
+                if (e->mask & IN_IGNORED) { /* gone or unwatched: update_target_watch() */
+                    srv->twd = -1;
+                    continue;
+                }
+                if (e->len == 0 || strcmp(e->name, srv->tbase) == 0)
+                    srv->burst_names_file = true;
+                any = true;
+                continue;
+            }
             if (!(e->mask & IN_Q_OVERFLOW) && (srv->wd == -1 || e->wd != srv->wd))
                 continue;
             if (e->mask & IN_IGNORED) { /* directory deleted or unmounted */
@@ -559,6 +578,48 @@ static void catch_up(struct server *srv)
     reload(srv, "file changed before it was watched");
 }
 
+/* Follow the configuration path's symlinks: watch the directory of the file they lead to when it
+ * is neither dir nor under it; stop watching one the path no longer leads to. */
+static void update_target_watch(struct server *srv)
+{
+    char *want = NULL, *want_base = NULL;
+    char real[PATH_MAX], realdir[PATH_MAX];
+    if (srv->cfg->reload_watch && realpath(srv->cfg->path, real) != NULL &&
+        realpath(srv->dir, realdir) != NULL) {
+        char *slash = strrchr(real, '/');
+        size_t n = strlen(realdir);
+        bool under = strncmp(real, realdir, n) == 0 && (real[n] == '/' || n == 1);
+        if (slash != NULL && !under) {
+            want_base = strdup(slash + 1);
+            *slash = '\0';
+            want = strdup(real[0] ? real : "/");
+        }
+    }
+    if (want != NULL && srv->tdir != NULL && strcmp(want, srv->tdir) == 0 && srv->twd != -1) {
+        free(want);
+        free(want_base);
+        return;
+    }
+    if (srv->twd != -1) {
+        inotify_rm_watch(srv->inotify.fd, srv->twd); /* its IN_IGNORED is skipped: twd is -1 */
+        srv->twd = -1;
+    }
+    free(srv->tdir);
+    free(srv->tbase);
+    srv->tdir = want;
+    srv->tbase = want_base;
+    if (want == NULL || want_base == NULL)
+        return;
+    srv->twd = inotify_add_watch(srv->inotify.fd, want,
+                                 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                     IN_DELETE | IN_ATTRIB);
+    if (srv->twd == -1)
+        log_warn("cannot watch %s, where %s leads: %s (SIGHUP still reloads)", want, srv->cfg->path,
+                 strerror(errno));
+    else
+        log_info("watching %s too: %s leads there", want, srv->cfg->path);
+}
+
 /* Watch the directory, not the file: editors replace files by rename, and Kubernetes swaps a
  * symlink to a new directory; both show up as events in the directory. */
 static void update_watch(struct server *srv)
@@ -571,8 +632,10 @@ static void update_watch(struct server *srv)
             srv->wd = -1;
             log_info("no longer watching %s", srv->dir);
         }
+        update_target_watch(srv);
         return;
     }
+    update_target_watch(srv);
     if (srv->wd != -1)
         return;
     srv->wd = inotify_add_watch(srv->inotify.fd, srv->dir,
@@ -707,6 +770,7 @@ static int setup_control(struct server *srv)
     srv->base = strdup(copy ? basename(copy) : "");
     free(copy);
     srv->wd = -1;
+    srv->twd = -1;
     srv->seen = srv->cfg->file_id;
     return 0;
 }
@@ -726,6 +790,8 @@ static void teardown(struct server *srv)
     loop_destroy(&srv->loop);
     free(srv->dir);
     free(srv->base);
+    free(srv->tdir);
+    free(srv->tbase);
     config_unref(srv->cfg);
 }
 

@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -556,6 +557,35 @@ static void test_configmap_symlink_swap(void **state)
     /* The kubelet removed the first version directory; the next update is seen all the same. */
     configmap_swap(dir, "ferry.yaml", route_yaml("", "web", lport, backend_port(a)),
                    "2026_11_26_20_02_00.000000003", "2026_11_26_20_01_00.000000002");
+    expect_generation(f, 3);
+    assert_served_by(lport, a);
+    ferry_stop(f);
+}
+
+/* A configuration path that is a symlink into another directory: the file behind the link is
+ * edited there, where the path's own directory sees no event. */
+static void test_symlink_into_another_directory(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    const char *real_dir = temp_dir();
+    const char *link_dir = temp_dir();
+    char target[PATH_MAX], link[PATH_MAX];
+    snprintf(target, sizeof target, "%s/ferry.yaml", real_dir);
+    snprintf(link, sizeof link, "%s/ferry.yaml", link_dir);
+    write_file(target, route_yaml("", "web", lport, backend_port(a)));
+    assert_int_equal(symlink(target, link), 0);
+    struct ferry *f = ferry_start_path(link);
+    assert_true(
+        ferry_wait_log(f, tfmt("watching %s too: %s leads there", real_dir, link), NET_TIMEOUT_MS));
+    assert_served_by(lport, a);
+
+    write_file(target, route_yaml("", "web", lport, backend_port(b))); /* in place */
+    expect_generation(f, 2);
+    assert_served_by(lport, b);
+    replace_file(target, route_yaml("", "web", lport, backend_port(a))); /* renamed over */
     expect_generation(f, 3);
     assert_served_by(lport, a);
     ferry_stop(f);
@@ -1410,6 +1440,7 @@ int main(void)
         E2E_TEST(test_100_reloads_under_traffic),
         E2E_TEST(test_file_replaced_by_rename),
         E2E_TEST(test_configmap_symlink_swap),
+        E2E_TEST(test_symlink_into_another_directory),
         E2E_TEST(test_other_files_in_the_directory_reload_nothing),
         E2E_TEST(test_rejected_reload_is_retried_on_any_event),
         E2E_TEST(test_routes_and_listeners_added_and_removed),
