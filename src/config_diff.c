@@ -155,13 +155,43 @@ static void diff_route(struct diff *d, const struct route_conf *a, const struct 
     size(d, n, "buffer_max", settings_buffer_max(&a->s), settings_buffer_max(&b->s));
 }
 
-unsigned config_diff(const struct config *a, const struct config *b, config_diff_cb cb, void *arg)
+/*
+ * A setting that only a restart applies: `running` is what the process has, a and b what the files
+ * said. Compared with what runs, and said only when b changes it, so a file that keeps asking for
+ * the same value is not reported again at every reload.
+ */
+static void restart_only(struct diff *d, const char *key, unsigned running, unsigned a, unsigned b)
+{
+    if (a == b)
+        return;
+    if (b != running)
+        say(d, "%s %u -> %u needs a restart: keeping %u", key, running, b, running);
+    else
+        say(d, "%s %u: as running, no restart needed", key, b);
+}
+
+/* A limit as written, or "derived" (0) with the number in force when it is known. */
+static void format_limit(unsigned written, unsigned in_force, char *buf, size_t len)
+{
+    if (written)
+        snprintf(buf, len, "%u", written);
+    else if (in_force)
+        snprintf(buf, len, "derived (%u)", in_force);
+    else
+        snprintf(buf, len, "derived");
+}
+
+unsigned config_diff(const struct config *a, const struct config *b,
+                     const struct config_in_force *run, config_diff_cb cb, void *arg)
 {
     struct diff d = {cb, arg, 0};
-    if (a->workers != b->workers)
-        say(&d, "workers %u -> %u needs a restart: keeping %u", a->workers, b->workers, a->workers);
-    if (a->max_connections != b->max_connections)
-        say(&d, "max_connections %u -> %u", a->max_connections, b->max_connections);
+    restart_only(&d, "workers", run ? run->workers : a->workers, a->workers, b->workers);
+    if (a->max_connections != b->max_connections) {
+        char x[32], y[32];
+        format_limit(a->max_connections, run ? run->max_connections : 0, x, sizeof(x));
+        format_limit(b->max_connections, run ? run->next_max_connections : 0, y, sizeof(y));
+        say(&d, "max_connections %s -> %s", x, y);
+    }
     dur(&d, NULL, "shutdown_timeout", a->shutdown_timeout_ms, b->shutdown_timeout_ms);
     dur(&d, NULL, "resolve_interval", a->resolve_interval_ms, b->resolve_interval_ms);
     size(&d, NULL, "buffer_budget", a->buffer_budget, b->buffer_budget);

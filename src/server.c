@@ -200,22 +200,27 @@ static void log_diff_line(void *arg, const char *line)
     log_info("reload: %s", line);
 }
 
-/* The open-file limit, less what listeners, workers and the control thread keep. */
-static long usable_fds(const struct server *srv)
+/* The open-file limit, less what listeners (nlsocks addresses), workers and the control thread
+ * keep. */
+static long usable_fds(const struct server *srv, size_t nlsocks)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
         rl.rlim_cur > (rlim_t)INT_MAX)
         return INT_MAX;
-    return (long)rl.rlim_cur - (32 + 4 * (long)srv->nworkers + (long)srv->nlsocks);
+    return (long)rl.rlim_cur - (32 + 4 * (long)srv->nworkers + (long)nlsocks);
 }
 
-static void apply_process_settings(struct server *srv, const struct config *cfg)
+/* The connection and pipe limits cfg puts in force with nlsocks listening addresses. */
+static void process_limits(const struct server *srv, const struct config *cfg, size_t nlsocks,
+                           unsigned *conns, unsigned *pipes)
 {
-    log_setup(cfg->log_level, cfg->log_format);
-    unsigned conns, pipes;
-    pipepool_split_fds(usable_fds(srv), cfg->max_connections, config_any_splice(cfg), &conns,
-                       &pipes);
+    pipepool_split_fds(usable_fds(srv, nlsocks), cfg->max_connections, config_any_splice(cfg),
+                       conns, pipes);
+}
+
+static void apply_limits(struct server *srv, unsigned conns, unsigned pipes)
+{
     atomic_store(&srv->shared.max_connections, conns);
     atomic_store(&srv->shared.max_pipes, pipes);
 }
@@ -288,7 +293,10 @@ static void install(struct server *srv, struct config *next, const char *why)
         arm_resolve(srv);
         return;
     }
-    unsigned changes = config_diff(srv->cfg, next, log_diff_line, NULL);
+    unsigned conns, pipes;
+    process_limits(srv, next, nset, &conns, &pipes);
+    struct config_in_force run = {srv->nworkers, atomic_load(&srv->shared.max_connections), conns};
+    unsigned changes = config_diff(srv->cfg, next, &run, log_diff_line, NULL);
     for (size_t i = 0; i < nset; i++)
         if (!find_lsock(srv->lsocks, srv->nlsocks, &set[i]->addr))
             log_info("listening route=%s address=%s", next->routes[binds[i].route].name,
@@ -300,7 +308,8 @@ static void install(struct server *srv, struct config *next, const char *why)
     config_unref(srv->cfg);
     srv->cfg = next;
     srv->generation++;
-    apply_process_settings(srv, next);
+    log_setup(next->log_level, next->log_format);
+    apply_limits(srv, conns, pipes);
     bool watched = srv->wd != -1;
     update_watch(srv);
     arm_resolve(srv);
@@ -322,7 +331,7 @@ static void loaded(struct server *srv, struct config *next, const struct config_
         return;
     }
     srv->seen = next->file_id;
-    if (next->hash == srv->cfg->hash && config_diff(srv->cfg, next, NULL, NULL) == 0) {
+    if (next->hash == srv->cfg->hash && config_diff(srv->cfg, next, NULL, NULL, NULL) == 0) {
         log_info("reload: no change (%s)", why);
         config_unref(next);
         return;
@@ -393,7 +402,7 @@ static void apply_lookup(struct server *srv, struct config *next, const char *fa
             log_info("backend host names resolve again");
         snprintf(srv->resolve_error, sizeof(srv->resolve_error), "%s", failing);
     }
-    if (config_diff(srv->cfg, next, NULL, NULL) == 0) {
+    if (config_diff(srv->cfg, next, NULL, NULL, NULL) == 0) {
         log_debug("looked up %u backend host name%s: no address moved", names,
                   names == 1 ? "" : "s");
         config_unref(next);
@@ -849,11 +858,13 @@ int server_run(struct config *cfg)
         teardown(&srv);
         return 1;
     }
-    apply_process_settings(&srv, cfg);
-    if (cfg->max_connections && (long)cfg->max_connections * 2 > usable_fds(&srv))
+    unsigned max_conns, max_pipes;
+    process_limits(&srv, cfg, srv.nlsocks, &max_conns, &max_pipes);
+    apply_limits(&srv, max_conns, max_pipes);
+    if (cfg->max_connections && (long)cfg->max_connections * 2 > usable_fds(&srv, srv.nlsocks))
         log_warn("max_connections %u needs about %u file descriptors but the limit leaves %ld: "
                  "accepting will pause when they run out",
-                 cfg->max_connections, cfg->max_connections * 2, usable_fds(&srv));
+                 cfg->max_connections, cfg->max_connections * 2, usable_fds(&srv, srv.nlsocks));
     for (unsigned i = 0; i < srv.nworkers; i++) {
         srv.shared.workers[i] = &srv.workers[i];
         rc = worker_init(&srv.workers[i], i, &srv.shared, srv.exits.fd);

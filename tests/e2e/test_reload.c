@@ -4,13 +4,15 @@
  * opened before it finishes on the old backend, byte for byte; invalid edits (YAML syntax, an
  * unknown key, a listen address another process holds, a backend that is the route's own listen
  * address) are rejected with FILE:LINE: and change nothing; 100 reloads in a row under continuous
- * client traffic fail no connection; a file replaced by rename and a Kubernetes ConfigMap symlink
- * swap are both noticed without a signal; added routes and listen addresses accept and removed ones
- * refuse; SIGHUP on an unchanged file is "no change" and disturbs nothing; a listener whose address
- * stays keeps its very socket even when its route is renamed; with reload.watch false only SIGHUP
- * reloads; and a backend written as a host name follows the name to its new address (every
- * resolve_interval, without an edit), keeps its address while the name does not resolve, and logs
- * each step; and a DNS server that never answers does not hold up SIGTERM.
+ * client traffic fail no connection; a file replaced by rename, a Kubernetes ConfigMap symlink
+ * swap and a file behind a symlink into another directory are all noticed without a signal;
+ * added routes and listen addresses accept and removed ones refuse; SIGHUP on an unchanged file
+ * is "no change" and disturbs nothing; a listener whose address stays keeps its very socket even
+ * when its route is renamed; with reload.watch false only SIGHUP reloads; and a backend written
+ * as a host name follows the name to its new address (every resolve_interval, without an edit),
+ * keeps its address while the name does not resolve, and logs each step; a DNS server that never
+ * answers does not hold up SIGTERM; a change of workers is reported against the workers that run,
+ * and a derived max_connections by its number.
  */
 #include "config.h"
 #include "e2e.h"
@@ -1021,6 +1023,81 @@ static void test_watch_turned_off_by_a_reload(void **state)
     ferry_stop(f);
 }
 
+/* ---- 9. process-wide settings, against what the process runs ------------------------------- */
+
+#define SIGHUP_ONLY "reload: {watch: false}\n"
+
+/* Rewrites f's file as text and reloads it by SIGHUP; waits for generation gen. */
+static void reload_to(struct ferry *f, const char *text, int gen)
+{
+    write_file(ferry_config_path(f), text);
+    ferry_signal(f, SIGHUP);
+    expect_generation(f, gen);
+}
+
+/* Asserts that ferry logged a line containing needle. */
+static void expect_line(struct ferry *f, const char *needle)
+{
+    if (log_line(f, needle) == NULL) {
+        ferry_dump(f, "missing line");
+        fail_msg("no line \"%s\"", needle);
+    }
+}
+
+/*
+ * workers needs a restart, so what runs is what the process started with: each reload that
+ * changes it is reported against that, not against the previous file. Started with 1 worker, the
+ * file asks for 2 (a restart is needed, 1 kept), then for 1 again (what runs: no restart needed),
+ * then for 3 (1 -> 3, not 2 -> 3), then keeps asking for 3 (said once, not at every reload).
+ */
+static void test_workers_reported_against_what_runs(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    struct ferry *f =
+        ferry_start(route_yaml(SIGHUP_ONLY "workers: 1\n", "web", lport, backend_port(a)));
+    expect_line(f, "ready generation=1 routes=1 listeners=1 workers=1 ");
+
+    reload_to(f, route_yaml(SIGHUP_ONLY "workers: 2\n", "web", lport, backend_port(a)), 2);
+    expect_line(f, "reload: workers 1 -> 2 needs a restart: keeping 1");
+    reload_to(f, route_yaml(SIGHUP_ONLY "workers: 1\n", "web", lport, backend_port(a)), 3);
+    expect_line(f, "reload: workers 1: as running, no restart needed");
+    reload_to(f, route_yaml(SIGHUP_ONLY "workers: 3\n", "web", lport, backend_port(a)), 4);
+    expect_line(f, "reload: workers 1 -> 3 needs a restart: keeping 1");
+    reload_to(f, route_yaml(SIGHUP_ONLY "workers: 3\n", "web", lport, backend_port(b)), 5);
+    expect_line(f, "reload generation=5 routes=1 listeners=1 changes=2 ");
+    assert_int_equal(ferry_count_log(f, "needs a restart"), 2);
+    assert_int_equal(ferry_count_log(f, "keeping 2"), 0);
+    assert_int_equal(ferry_count_log(f, "workers 2 ->"), 0);
+    assert_served_by(lport, b);
+    ferry_stop(f);
+}
+
+/* max_connections 0 means "derived from the open-file limit": a reload that sets or clears it
+ * shows the number derived (the one the ready line shows), not 0. */
+static void test_derived_max_connections_shows_its_number(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET);
+    struct ferry *f = ferry_start(route_yaml(SIGHUP_ONLY, "web", lport, backend_port(a)));
+    char derived[32];
+    assert_true(
+        log_field(log_line(f, "ready generation=1"), "max_connections", derived, sizeof derived));
+    assert_true(atoi(derived) > 5);
+
+    reload_to(f, route_yaml(SIGHUP_ONLY "max_connections: 5\n", "web", lport, backend_port(a)), 2);
+    expect_line(f, tfmt("reload: max_connections derived (%s) -> 5", derived));
+    reload_to(f, route_yaml(SIGHUP_ONLY, "web", lport, backend_port(a)), 3);
+    expect_line(f, tfmt("reload: max_connections 5 -> derived (%s)", derived));
+    assert_int_equal(ferry_count_log(f, "max_connections 0"), 0);
+    assert_int_equal(ferry_count_log(f, "-> 0"), 0);
+    assert_served_by(lport, a);
+    ferry_stop(f);
+}
+
 /* A tracked listening socket on ip:port (port 0: any); stores the port. Returns fd or -errno. */
 static int listen_on(const char *ip, int *port)
 {
@@ -1449,6 +1526,8 @@ int main(void)
         E2E_TEST(test_unchanged_address_keeps_socket_when_route_renamed),
         E2E_TEST(test_watch_false_only_sighup_reloads),
         E2E_TEST(test_watch_turned_off_by_a_reload),
+        E2E_TEST(test_workers_reported_against_what_runs),
+        E2E_TEST(test_derived_max_connections_shows_its_number),
         E2E_TEST(test_backend_host_name_followed),
         E2E_TEST(test_reload_keeps_an_address_its_name_still_has),
         E2E_TEST(test_dns_that_never_answers_does_not_hold_sigterm),

@@ -5,7 +5,9 @@
  * returns how many there were. Routes are matched by name, listeners and backends by resolved
  * address, so the same configuration written differently (5s vs 5000ms, a shorthand backend vs a
  * mapping with weight 1, "*:80" vs "0.0.0.0:80") has no differences. Settings inherited from
- * `defaults` count per route. A change of workers cannot apply live: it says "needs a restart".
+ * `defaults` count per route. A change of workers cannot apply live: it says "needs a restart",
+ * measured against the workers that run (which may differ from what the previous file said), and
+ * a max_connections of 0 reads "derived", with the number in force when the caller knows it.
  * A backend written as the same host name but resolved to another address "now resolves to" it.
  */
 #include <stdarg.h>
@@ -45,16 +47,23 @@ static struct config *load(const char *yaml)
     return c;
 }
 
-/* Diff two texts; the return value must equal the number of lines reported. */
-static unsigned diff(const char *ya, const char *yb, struct lines *out)
+/* Diff two texts with run in force; the return value must equal the number of lines reported. */
+static unsigned diff_run(const char *ya, const char *yb, const struct config_in_force *run,
+                         struct lines *out)
 {
     struct config *a = load(ya), *b = load(yb);
     memset(out, 0, sizeof(*out));
-    unsigned n = config_diff(a, b, collect, out);
+    unsigned n = config_diff(a, b, run, collect, out);
     assert_int_equal(n, out->n);
     config_unref(a);
     config_unref(b);
     return n;
+}
+
+/* Diff two texts, a's values in force. */
+static unsigned diff(const char *ya, const char *yb, struct lines *out)
+{
+    return diff_run(ya, yb, NULL, out);
 }
 
 /* Exactly one reported line contains every one of the given fragments (NULL-terminated). */
@@ -104,7 +113,7 @@ static void test_identical_configs_have_no_differences(void **state)
     assert_int_equal(diff(base, base, &l), 0);
     struct config *c = load(base);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(config_diff(c, c, collect, &l), 0); /* the very same object */
+    assert_int_equal(config_diff(c, c, NULL, collect, &l), 0); /* the very same object */
     assert_int_equal(l.n, 0);
     config_unref(c);
 }
@@ -228,7 +237,55 @@ static void test_workers_change_needs_a_restart(void **state)
     snprintf(a, sizeof(a), "workers: 2\n%s", base);
     snprintf(b, sizeof(b), "workers: 4\n%s", base);
     assert_int_equal(diff(a, b, &l), 1);
-    expect_line(&l, "workers", "2", "4", "needs a restart", NULL);
+    expect_line(&l, "workers 2 -> 4 needs a restart: keeping 2", NULL);
+}
+
+/*
+ * The previous file is not what runs once it asked for other workers: with 1 worker running, a
+ * file going from 2 back to 1 asks for what runs, and one going from 2 to 3 is reported against
+ * the 1 that runs. A file that keeps asking for 2 is not reported at every reload.
+ */
+static void test_workers_compared_with_what_runs(void **state)
+{
+    (void)state;
+    struct lines l;
+    char w1[1024], w2[1024], w3[1024];
+    snprintf(w1, sizeof(w1), "workers: 1\n%s", base);
+    snprintf(w2, sizeof(w2), "workers: 2\n%s", base);
+    snprintf(w3, sizeof(w3), "workers: 3\nmax_connections: 7\n%s", base);
+    struct config_in_force one = {.workers = 1};
+    assert_int_equal(diff_run(w1, w2, &one, &l), 1);
+    expect_line(&l, "workers 1 -> 2 needs a restart: keeping 1", NULL);
+    assert_int_equal(diff_run(w2, w1, &one, &l), 1);
+    expect_line(&l, "workers 1: as running, no restart needed", NULL);
+    assert_int_equal(diff_run(w2, w3, &one, &l), 2);
+    expect_line(&l, "workers 1 -> 3 needs a restart: keeping 1", NULL);
+    assert_int_equal(diff_run(w3, w3, &one, &l), 0);
+    char w2b[1024];
+    snprintf(w2b, sizeof(w2b), "workers: 2\nshutdown_timeout: 5s\n%s", base);
+    assert_int_equal(diff_run(w2, w2b, &one, &l), 1);
+    expect_line(&l, "shutdown_timeout 30s -> 5s", NULL);
+}
+
+/* max_connections 0 is derived from the open-file limit: the line shows the number in force (or
+ * says "derived" when it is not known), never 0. */
+static void test_derived_max_connections(void **state)
+{
+    (void)state;
+    struct lines l;
+    char five[1024];
+    snprintf(five, sizeof(five), "max_connections: 5\n%s", base);
+    struct config_in_force derived = {
+        .workers = 1, .max_connections = 9980, .next_max_connections = 5};
+    assert_int_equal(diff_run(base, five, &derived, &l), 1);
+    expect_line(&l, "max_connections derived (9980) -> 5", NULL);
+    struct config_in_force back = {
+        .workers = 1, .max_connections = 5, .next_max_connections = 9979};
+    assert_int_equal(diff_run(five, base, &back, &l), 1);
+    expect_line(&l, "max_connections 5 -> derived (9979)", NULL);
+    assert_int_equal(diff(five, base, &l), 1);
+    expect_line(&l, "max_connections 5 -> derived", NULL);
+    assert_null(strstr(l.text[0], " 0"));
 }
 
 static void test_process_settings_changed(void **state)
@@ -268,8 +325,8 @@ static void test_host_name_resolved_elsewhere(void **state)
     struct config *a = load(y), *b = load(y);
     struct lines l;
     memset(&l, 0, sizeof(l));
-    assert_int_equal(config_diff(a, b, collect, &l), 0);
-    assert_int_equal(config_diff(a, b, NULL, NULL), 0);
+    assert_int_equal(config_diff(a, b, NULL, collect, &l), 0);
+    assert_int_equal(config_diff(a, b, NULL, NULL, NULL), 0);
     struct backend_conf *nb = &b->routes[0].backends[0];
     assert_true(nb->named);
     struct sockaddr_any moved;
@@ -278,10 +335,10 @@ static void test_host_name_resolved_elsewhere(void **state)
     char was[SOCK_ADDRSTRLEN];
     sock_addr_format(&nb->addr, was, sizeof(was));
     nb->addr = moved;
-    assert_int_equal(config_diff(a, b, collect, &l), 1);
+    assert_int_equal(config_diff(a, b, NULL, collect, &l), 1);
     expect_line(&l, "route db: backend localhost:5432 now resolves to 127.0.0.9:5432 (was ", was,
                 NULL);
-    assert_int_equal(config_diff(a, b, NULL, NULL), 1);
+    assert_int_equal(config_diff(a, b, NULL, NULL, NULL), 1);
     config_unref(a);
     config_unref(b);
 }
@@ -311,7 +368,7 @@ static void test_host_names_move_and_collide(void **state)
     b->routes[0].backends[1].addr = lit;
     struct lines l;
     memset(&l, 0, sizeof(l));
-    assert_int_equal(config_diff(a, b, collect, &l), 2);
+    assert_int_equal(config_diff(a, b, NULL, collect, &l), 2);
     expect_line(&l, "backend localhost:5432 now resolves to 127.0.0.6:5432 (was 127.0.0.5:5432)",
                 NULL);
     expect_line(&l, "backend localhost:5433 now resolves to 127.0.0.7:5433 (was ", NULL);
@@ -358,6 +415,8 @@ int main(void)
         cmocka_unit_test(test_route_settings_changed),
         cmocka_unit_test(test_defaults_change_reported_per_route),
         cmocka_unit_test(test_workers_change_needs_a_restart),
+        cmocka_unit_test(test_workers_compared_with_what_runs),
+        cmocka_unit_test(test_derived_max_connections),
         cmocka_unit_test(test_process_settings_changed),
         cmocka_unit_test(test_host_name_resolved_elsewhere),
         cmocka_unit_test(test_host_names_move_and_collide),
