@@ -257,7 +257,12 @@ static void install(struct server *srv, struct config *next, const char *why)
     size_t nset;
     struct listen_bind *binds;
     char msg[512];
+    /* The reload's own lines (each difference, new listeners, the summary) are written under the
+     * log settings it installs: raising the level shows them, lowering it hides them. One that
+     * does not take puts the running settings back before saying so. */
+    log_setup(next->log_level, next->log_format);
     if (build_listeners(srv, next, &set, &nset, &binds, msg, sizeof(msg)) != 0) {
+        log_setup(srv->cfg->log_level, srv->cfg->log_format);
         log_error("reload rejected (%s): %s; still running generation %u", why, msg,
                   srv->generation);
         forget_seen(srv);
@@ -274,6 +279,7 @@ static void install(struct server *srv, struct config *next, const char *why)
             break;
     }
     if (rc != 0) {
+        log_setup(srv->cfg->log_level, srv->cfg->log_format);
         log_error("reload failed in worker %u: %s; rolling back to generation %u", done,
                   strerror(-rc), srv->generation);
         forget_seen(srv);
@@ -308,7 +314,6 @@ static void install(struct server *srv, struct config *next, const char *why)
     config_unref(srv->cfg);
     srv->cfg = next;
     srv->generation++;
-    log_setup(next->log_level, next->log_format);
     apply_limits(srv, conns, pipes);
     bool watched = srv->wd != -1;
     update_watch(srv);

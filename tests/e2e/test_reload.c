@@ -12,7 +12,8 @@
  * as a host name follows the name to its new address (every resolve_interval, without an edit),
  * keeps its address while the name does not resolve, and logs each step; a DNS server that never
  * answers does not hold up SIGTERM; a change of workers is reported against the workers that run,
- * and a derived max_connections by its number.
+ * and a derived max_connections by its number; a reload's lines are written under the log level it
+ * installs.
  */
 #include "config.h"
 #include "e2e.h"
@@ -1098,6 +1099,60 @@ static void test_derived_max_connections_shows_its_number(void **state)
     ferry_stop(f);
 }
 
+/* Waits until new connections on lport are served by backend b (a reload that logs nothing). */
+static void wait_served_by(struct ferry *f, int lport, struct backend *b)
+{
+    int64_t deadline = now_ms() + RELOAD_WAIT_MS;
+    int got;
+    while ((got = served_by(lport, NET_TIMEOUT_MS)) != backend_port(b) && now_ms() < deadline) {
+        sleep_ms(5);
+    }
+    if (got != backend_port(b)) {
+        ferry_dump(f, "backend not switched");
+        fail_msg("127.0.0.1:%d still served by %d %d ms after the reload, want %d", lport, got,
+                 RELOAD_WAIT_MS, backend_port(b));
+    }
+}
+
+/*
+ * A reload's lines are written under the log settings it installs. One that lowers the level to
+ * error (and moves the backend) logs nothing; the next one raises it back to info while adding a
+ * listen address and moving the backend again: every line of it shows, the new "listening" line
+ * too, not only the summary.
+ */
+static void test_log_level_raised_by_a_reload_shows_its_lines(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    struct backend *b = backend_start(AF_INET, BACKEND_GREET);
+    int lport = free_port(AF_INET), lport2 = free_port(AF_INET);
+    struct ferry *f = ferry_start(route_yaml(SIGHUP_ONLY, "web", lport, backend_port(a)));
+
+    write_file(ferry_config_path(f),
+               route_yaml(SIGHUP_ONLY "log: {level: error}\n", "web", lport, backend_port(b)));
+    ferry_signal(f, SIGHUP);
+    wait_served_by(f, lport, b);
+
+    reload_to(f,
+              tfmt(SIGHUP_ONLY "log: {level: info}\n"
+                               "routes:\n"
+                               "  - name: web\n"
+                               "    listen: [127.0.0.1:%d, 127.0.0.1:%d]\n"
+                               "    backends: [127.0.0.1:%d]\n",
+                   lport, lport2, backend_port(a)),
+              3);
+    expect_line(f, "reload: log level error -> info");
+    expect_line(f, tfmt("reload: route web: listener 127.0.0.1:%d added", lport2));
+    expect_line(f, tfmt("reload: route web: backend 127.0.0.1:%d added", backend_port(a)));
+    expect_line(f, tfmt("reload: route web: backend 127.0.0.1:%d removed", backend_port(b)));
+    expect_line(f, tfmt("listening route=web address=127.0.0.1:%d", lport2));
+    assert_served_by(lport2, a);
+    /* Generation 2 lowered the level: its lines were not written. */
+    assert_int_equal(ferry_count_log(f, "log level info -> error"), 0);
+    assert_int_equal(ferry_count_log(f, "reload generation=2 "), 0);
+    ferry_stop(f);
+}
+
 /* A tracked listening socket on ip:port (port 0: any); stores the port. Returns fd or -errno. */
 static int listen_on(const char *ip, int *port)
 {
@@ -1528,6 +1583,7 @@ int main(void)
         E2E_TEST(test_watch_turned_off_by_a_reload),
         E2E_TEST(test_workers_reported_against_what_runs),
         E2E_TEST(test_derived_max_connections_shows_its_number),
+        E2E_TEST(test_log_level_raised_by_a_reload_shows_its_lines),
         E2E_TEST(test_backend_host_name_followed),
         E2E_TEST(test_reload_keeps_an_address_its_name_still_has),
         E2E_TEST(test_dns_that_never_answers_does_not_hold_sigterm),
