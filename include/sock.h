@@ -35,6 +35,10 @@ int sock_resolve_keep(const char *text, struct sockaddr_any *inout, const char *
 /* "1.2.3.4:80" or "[::1]:80" into buf (at least SOCK_ADDRSTRLEN bytes); returns buf. */
 char *sock_addr_format(const struct sockaddr_any *a, char *buf, size_t len);
 bool sock_addr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b);
+/* Whether listening on a keeps bind() on b from succeeding (a and b not equal): the same family
+ * and port, one of them the wildcard address, which takes the port on every address of its family
+ * (for sockets without SO_REUSEPORT; IPv6 listeners are v6-only, so 0.0.0.0 and [::] do not). */
+bool sock_addr_overlaps(const struct sockaddr_any *a, const struct sockaddr_any *b);
 
 /* Non-blocking, close-on-exec listening socket with SO_REUSEADDR (and SO_REUSEPORT if asked) and
  * TCP_NODELAY, which accepted sockets inherit. Returns the fd or -errno. */

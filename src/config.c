@@ -891,26 +891,6 @@ static const struct key_entry route_keys[] = {
     {"backends", set_backends, true},
 };
 
-/* Whether ferry could not listen on both: the same family and port, one of them the wildcard
- * address, which takes the port on every address of its family (listening sockets are not
- * SO_REUSEPORT; IPv6 ones are v6-only, so 0.0.0.0 and [::] do not overlap). */
-static bool listen_overlaps(const struct sockaddr_any *a, const struct sockaddr_any *b)
-{
-    if (a->u.sa.sa_family != b->u.sa.sa_family)
-        return false;
-    if (a->u.sa.sa_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)&a->u.ss, *y = (const void *)&b->u.ss;
-        return x->sin_port == y->sin_port &&
-               (x->sin_addr.s_addr == htonl(INADDR_ANY) || y->sin_addr.s_addr == htonl(INADDR_ANY));
-    }
-    if (a->u.sa.sa_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)&a->u.ss, *y = (const void *)&b->u.ss;
-        return x->sin6_port == y->sin6_port &&
-               (IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
-    }
-    return false;
-}
-
 static int check_routes(struct pctx *p, yaml_node_t *seq)
 {
     struct config *c = p->cfg;
@@ -933,7 +913,7 @@ static int check_routes(struct pctx *p, yaml_node_t *seq)
                                            "route '%s': listen address '%s' is already used by "
                                            "route '%s'",
                                            c->routes[i].name, la->address, c->routes[j].name);
-                    if (listen_overlaps(&la->addr, &lb->addr))
+                    if (sock_addr_overlaps(&la->addr, &lb->addr))
                         return fail_at_pos(p, la->line, la->col,
                                            "route '%s': listen address '%s' overlaps '%s' of "
                                            "route '%s' (a wildcard address takes its port on "

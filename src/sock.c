@@ -236,6 +236,23 @@ bool sock_addr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b)
     return false;
 }
 
+bool sock_addr_overlaps(const struct sockaddr_any *a, const struct sockaddr_any *b)
+{
+    if (a->u.sa.sa_family != b->u.sa.sa_family)
+        return false;
+    if (a->u.sa.sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&a->u.ss, *y = (const void *)&b->u.ss;
+        return x->sin_port == y->sin_port &&
+               (x->sin_addr.s_addr == htonl(INADDR_ANY) || y->sin_addr.s_addr == htonl(INADDR_ANY));
+    }
+    if (a->u.sa.sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->u.ss, *y = (const void *)&b->u.ss;
+        return x->sin6_port == y->sin6_port &&
+               (IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
+    }
+    return false;
+}
+
 int sock_listen(const struct sockaddr_any *a, int backlog, bool reuseport)
 {
     int fd = socket(a->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);

@@ -307,6 +307,43 @@ static void test_addr_equal(void **state)
     assert_true(sock_addr_equal(&star, &any));
 }
 
+/* Overlapping listen addresses are those the kernel refuses to listen on together: a specific
+ * address and the wildcard of its family on one port, in either order. Checked against bind(). */
+static void test_addr_overlaps(void **state)
+{
+    (void)state;
+    struct sockaddr_any lo = parse_ok("127.0.0.1:1", true);
+    ((struct sockaddr_in *)&lo.u.ss)->sin_port = 0; /* any free port */
+    int fd = sock_listen(&lo, 8, false);
+    assert_true(fd >= 0);
+    socklen_t len = sizeof(lo.u.ss);
+    assert_int_equal(getsockname(fd, &lo.u.sa, &len), 0);
+    unsigned port = ntohs(((struct sockaddr_in *)&lo.u.ss)->sin_port);
+    char text[64];
+    snprintf(text, sizeof(text), "0.0.0.0:%u", port);
+    struct sockaddr_any any = parse_ok(text, true);
+    snprintf(text, sizeof(text), "127.0.0.2:%u", port);
+    struct sockaddr_any other = parse_ok(text, true);
+    snprintf(text, sizeof(text), "[::]:%u", port);
+    struct sockaddr_any any6 = parse_ok(text, true);
+    snprintf(text, sizeof(text), "0.0.0.0:%u", port == 65535 ? 1 : port + 1);
+    struct sockaddr_any next_port = parse_ok(text, true);
+
+    assert_true(sock_addr_overlaps(&lo, &any));
+    assert_true(sock_addr_overlaps(&any, &lo));
+    assert_int_equal(sock_listen(&any, 8, false), -EADDRINUSE);
+    assert_false(sock_addr_overlaps(&lo, &other)); /* two specific addresses */
+    int ofd = sock_listen(&other, 8, false);
+    assert_true(ofd >= 0);
+    close(ofd);
+    assert_false(sock_addr_overlaps(&lo, &any6));      /* another family */
+    assert_false(sock_addr_overlaps(&lo, &next_port)); /* another port */
+    struct sockaddr_any v6 = parse_ok("[::1]:8080", true), w6 = parse_ok("[::]:8080", true);
+    assert_true(sock_addr_overlaps(&v6, &w6));
+    assert_true(sock_addr_overlaps(&w6, &v6));
+    close(fd);
+}
+
 /* ---- sockets over loopback ----------------------------------------------------------------- */
 
 struct conn {
@@ -583,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_host_name_too_long),
         cmocka_unit_test(test_format_round_trips),
         cmocka_unit_test(test_addr_equal),
+        cmocka_unit_test(test_addr_overlaps),
         cmocka_unit_test(test_listen_connect_accept_ipv4),
         cmocka_unit_test(test_listen_connect_accept_ipv6),
         cmocka_unit_test(test_accept_without_peer_argument),
