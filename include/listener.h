@@ -13,6 +13,9 @@
 int listener_apply(struct worker *w, struct wgen *g, const struct listen_bind *binds, size_t n);
 /* Register or unregister every listening socket according to w->accept_block. */
 void listener_update(struct worker *w);
+/* Drop the registrations of the sockets in binds (only ls is read), keeping the others; cannot
+ * fail. Once every worker has done so, the control thread may close those sockets. */
+void listener_release(struct worker *w, const struct listen_bind *binds, size_t n);
 /* Drop every registration (the fds stay open: the control thread closes them). */
 void listener_drop_all(struct worker *w);
 /* A connection slot was freed (by this worker): resume accepting where the limit had stopped it. */

@@ -85,6 +85,7 @@ struct wlistener {
 enum worker_req {
     WREQ_NONE,
     WREQ_SWAP,        /* install a new generation and listener set */
+    WREQ_RELEASE,     /* drop the registrations of the listed sockets, which are about to close */
     WREQ_STOP_ACCEPT, /* unregister listeners; exit once no session is left */
     WREQ_CLOSE_ALL,   /* close every session now (shutdown timeout) */
 };
@@ -133,8 +134,8 @@ struct worker {
     struct io wake; /* eventfd */
     enum worker_req req;
     bool req_done;
-    struct config *req_cfg; /* WREQ_SWAP */
-    const struct listen_bind *req_binds;
+    struct config *req_cfg;              /* WREQ_SWAP */
+    const struct listen_bind *req_binds; /* WREQ_SWAP, WREQ_RELEASE (only ls is read) */
     size_t req_nbinds;
     int req_result; /* 0 or -errno */
     int exit_efd;   /* written once when the thread's loop ends */

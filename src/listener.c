@@ -145,6 +145,22 @@ static void drop(struct worker *w, struct wlistener *wl)
     loop_defer(&w->loop, &wl->defer, free_wlistener);
 }
 
+void listener_release(struct worker *w, const struct listen_bind *binds, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        struct wlistener *wl = w->listeners[i];
+        bool gone = false;
+        for (size_t j = 0; j < n && !gone; j++)
+            gone = binds[j].ls == wl->ls;
+        if (gone)
+            drop(w, wl);
+        else
+            w->listeners[kept++] = wl;
+    }
+    w->nlisteners = kept;
+}
+
 void listener_drop_all(struct worker *w)
 {
     for (size_t i = 0; i < w->nlisteners; i++)

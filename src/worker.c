@@ -163,6 +163,9 @@ static void on_wake(struct loop *l, struct io *io, uint32_t ev)
         case WREQ_SWAP:
             rc = do_swap(w);
             break;
+        case WREQ_RELEASE:
+            listener_release(w, w->req_binds, w->req_nbinds);
+            break;
         case WREQ_STOP_ACCEPT:
             w->accept_block |= ACCEPT_BLOCK_DRAINING;
             listener_update(w);
