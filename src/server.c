@@ -9,7 +9,10 @@
  * Reload: parse and validate the new file with the same code as --check; bind every new listen
  * address; then hand the new configuration to each worker, which swaps atomically for new
  * connections; only then close the listening sockets that are gone. Any failure before the
- * hand-over leaves the running configuration exactly as it was.
+ * hand-over leaves the running configuration exactly as it was. One exception to the order: a new
+ * address that overlaps an old one on the same port (a specific address and the wildcard) cannot
+ * be bound while the old one listens, so the workers let go of the old one, it is closed, and the
+ * new one is bound right after (hand_over()); if that bind fails, the old address is opened again.
  */
 #include "server.h"
 
@@ -119,13 +122,78 @@ static struct lsock *open_lsock(const struct server *srv, const struct sockaddr_
     return ls;
 }
 
+/* Is a listed by some route of cfg? */
+static bool listed(const struct config *cfg, const struct sockaddr_any *a)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        for (size_t j = 0; j < cfg->routes[i].nlistens; j++)
+            if (sock_addr_equal(&cfg->routes[i].listens[j].addr, a))
+                return true;
+    return false;
+}
+
 /*
- * For cfg, build the listening sockets (reusing those in `have`, opening the rest) and the
- * address -> route table the workers need. Returns 0, or -1 after logging which address failed
- * (sockets opened by this call are closed again). `errs` gets a startup-style message.
+ * Is the port of a held by listening sockets of ours that cfg no longer lists, and only by such
+ * as far as we know: one of ours overlaps a (a specific address and the wildcard of its family)
+ * and none that overlaps it stays? Ours are not SO_REUSEPORT (in that mode bind() does not fail
+ * on them), and cfg is validated, so it lists nothing that overlaps a itself.
  */
-static int build_listeners(struct server *srv, const struct config *cfg, struct lsock ***out,
-                           size_t *nout, struct listen_bind **binds_out, char *errs, size_t errlen)
+static bool held_by_dropped(const struct server *srv, const struct config *cfg,
+                            const struct sockaddr_any *a)
+{
+    if (srv->reuseport)
+        return false;
+    bool held = false;
+    for (size_t i = 0; i < srv->nlsocks; i++) {
+        if (!sock_addr_overlaps(&srv->lsocks[i]->addr, a))
+            continue;
+        if (listed(cfg, &srv->lsocks[i]->addr))
+            return false;
+        held = true;
+    }
+    return held;
+}
+
+/* The n-th listen address of cfg, counting across its routes in order (the order of the binds
+ * build_listeners() makes when it leaves nothing out). */
+static const struct listen_conf *nth_listen(const struct config *cfg, size_t n, size_t *route)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        if (n < cfg->routes[i].nlistens) {
+            *route = i;
+            return &cfg->routes[i].listens[n];
+        }
+        n -= cfg->routes[i].nlistens;
+    }
+    return NULL;
+}
+
+static void cannot_listen(const struct config *cfg, size_t route, const struct listen_conf *l,
+                          int err, char *errs, size_t errlen)
+{
+    char name[SOCK_ADDRSTRLEN];
+    sock_addr_format(&l->addr, name, sizeof(name));
+    snprintf(errs, errlen, "%s:%u:%u: cannot listen on %s (route %s): %s", cfg->path, l->line,
+             l->col, name, cfg->routes[route].name, strerror(-err));
+}
+
+enum build_mode {
+    BUILD_ALL,    /* open every address cfg lists, or fail (startup, and a reload...) */
+    BUILD_RELOAD, /* ...except that an address whose port only listeners cfg drops hold is left
+                     for hand_over(): NULL in the set and in its bind */
+    BUILD_OPEN,   /* open what can be; log and leave out what cannot */
+    BUILD_KEEP,   /* only the addresses open already; open nothing */
+};
+
+/*
+ * For cfg, build the listening sockets (reusing those open in srv->lsocks, opening the rest as
+ * mode says) and the address -> route table the workers need. Returns 0, or -1 with errs filled
+ * with a startup-style message naming the address that failed (sockets opened by this call are
+ * closed again).
+ */
+static int build_listeners(struct server *srv, const struct config *cfg, enum build_mode mode,
+                           struct lsock ***out, size_t *nout, struct listen_bind **binds_out,
+                           char *errs, size_t errlen)
 {
     size_t total = 0;
     for (size_t i = 0; i < cfg->nroutes; i++)
@@ -144,16 +212,26 @@ static int build_listeners(struct server *srv, const struct config *cfg, struct 
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const struct route_conf *r = &cfg->routes[i];
         for (size_t j = 0; j < r->nlistens; j++) {
-            struct lsock *ls = find_lsock(srv->lsocks, srv->nlsocks, &r->listens[j].addr);
+            const struct listen_conf *l = &r->listens[j];
+            struct lsock *ls = find_lsock(srv->lsocks, srv->nlsocks, &l->addr);
+            if (!ls && mode == BUILD_KEEP)
+                continue;
             if (!ls) {
                 int err = 0;
-                ls = open_lsock(srv, &r->listens[j].addr, &err);
+                ls = open_lsock(srv, &l->addr, &err);
+                if (!ls && mode == BUILD_RELOAD && err == -EADDRINUSE &&
+                    held_by_dropped(srv, cfg, &l->addr)) {
+                    binds[n++].route = i;
+                    continue;
+                }
+                if (!ls && mode == BUILD_OPEN) {
+                    char msg[512];
+                    cannot_listen(cfg, i, l, err, msg, sizeof(msg));
+                    log_error("%s: it stays closed until a reload opens it", msg);
+                    continue;
+                }
                 if (!ls) {
-                    char name[SOCK_ADDRSTRLEN];
-                    sock_addr_format(&r->listens[j].addr, name, sizeof(name));
-                    snprintf(errs, errlen, "%s:%u:%u: cannot listen on %s (route %s): %s",
-                             cfg->path, r->listens[j].line, r->listens[j].col, name, r->name,
-                             strerror(-err));
+                    cannot_listen(cfg, i, l, err, errs, errlen);
                     for (size_t k = 0; k < n; k++)
                         if (fresh[k])
                             close_lsock(set[k]);
@@ -175,6 +253,133 @@ static int build_listeners(struct server *srv, const struct config *cfg, struct 
     *nout = n;
     *binds_out = binds;
     return 0;
+}
+
+/* Close the sockets of set (NULL entries skipped) that srv->lsocks does not hold, unannounced: a
+ * reload that did not take opened them and no worker uses them. Frees set. */
+static void discard_listeners(struct server *srv, struct lsock **set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] && !find_lsock(srv->lsocks, srv->nlsocks, &set[i]->addr))
+            close_lsock(set[i]);
+    free(set);
+}
+
+/*
+ * A reload that moves a port between a specific address and the wildcard of its family
+ * (127.0.0.1:P -> 0.0.0.0:P, [::]:P -> [::1]:P, ...) cannot bind the new address while the old
+ * listener holds the port, and new listeners are bound before old ones close. For the addresses
+ * build_listeners() left NULL in set: every worker drops its registrations of the old listeners on
+ * their ports (a worker holds only borrowed fds and the sessions it accepted hold none, so once
+ * all have answered, nothing uses them), the old listeners are closed, and the new addresses are
+ * bound at once. Clients that arrive in between are refused, and those still in the old
+ * listeners' backlogs are reset. Returns 0 with set and binds complete, or -1 with errs filled:
+ * the old listeners are closed then (gone from srv->lsocks), and restore_listeners() opens them
+ * again.
+ */
+static int hand_over(struct server *srv, const struct config *cfg, struct lsock **set, size_t n,
+                     struct listen_bind *binds, char *errs, size_t errlen)
+{
+    struct listen_bind *old = calloc(srv->nlsocks ? srv->nlsocks : 1, sizeof(*old));
+    if (!old) {
+        snprintf(errs, errlen, "out of memory");
+        return -1;
+    }
+    size_t nold = 0, route = 0;
+    for (size_t i = 0; i < srv->nlsocks; i++)
+        for (size_t k = 0; k < n; k++) {
+            const struct listen_conf *l = nth_listen(cfg, k, &route);
+            if (!set[k] && sock_addr_overlaps(&srv->lsocks[i]->addr, &l->addr)) {
+                char name[SOCK_ADDRSTRLEN];
+                log_warn("reload: listener %s closes before %s (route %s) can listen on its "
+                         "port: clients arriving in between may be refused",
+                         srv->lsocks[i]->name, sock_addr_format(&l->addr, name, sizeof(name)),
+                         cfg->routes[route].name);
+                old[nold++].ls = srv->lsocks[i];
+                break;
+            }
+        }
+    /* Fails only for a worker whose loop has ended, which polls nothing any more. */
+    for (unsigned w = 0; w < srv->nworkers; w++)
+        worker_request(&srv->workers[w], WREQ_RELEASE, NULL, old, nold);
+    size_t kept = 0;
+    for (size_t i = 0; i < srv->nlsocks; i++) {
+        bool gone = false;
+        for (size_t j = 0; j < nold && !gone; j++)
+            gone = old[j].ls == srv->lsocks[i];
+        if (!gone)
+            srv->lsocks[kept++] = srv->lsocks[i];
+    }
+    srv->nlsocks = kept;
+    for (size_t j = 0; j < nold; j++)
+        for (unsigned f = 0; f < old[j].ls->nfds; f++) {
+            close(old[j].ls->fds[f]);
+            old[j].ls->fds[f] = -1;
+        }
+    /* The port is free from here until the bind: nothing else in between. */
+    int rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        if (set[k])
+            continue;
+        const struct listen_conf *l = nth_listen(cfg, k, &route);
+        int err = 0;
+        struct lsock *ls = open_lsock(srv, &l->addr, &err);
+        if (!ls) {
+            cannot_listen(cfg, route, l, err, errs, errlen);
+            rc = -1;
+            break;
+        }
+        set[k] = binds[k].ls = ls;
+    }
+    for (size_t j = 0; j < nold; j++) {
+        log_info("listener %s closed", old[j].ls->name);
+        close_lsock(old[j].ls);
+    }
+    free(old);
+    return rc;
+}
+
+/* Does the running configuration list an address no socket holds (closed by a hand-over whose
+ * reload did not take, and not opened again)? */
+static bool listeners_missing(const struct server *srv)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < srv->cfg->nroutes; i++)
+        total += srv->cfg->routes[i].nlistens;
+    return srv->nlsocks < total;
+}
+
+/*
+ * Open again what the running configuration lists and no socket holds (a hand-over whose reload
+ * did not take closed it) and give every worker the whole set. An address that cannot be opened
+ * now (another process took the port in between) is logged and left out: the next reload that
+ * lists it opens it.
+ */
+static void restore_listeners(struct server *srv)
+{
+    if (!listeners_missing(srv))
+        return;
+    struct lsock **set;
+    size_t n;
+    struct listen_bind *binds;
+    char msg[512];
+    if (build_listeners(srv, srv->cfg, BUILD_OPEN, &set, &n, &binds, msg, sizeof(msg)) != 0) {
+        log_error("cannot open the listeners of generation %u again: %s", srv->generation, msg);
+        return;
+    }
+    for (unsigned w = 0; w < srv->nworkers; w++) {
+        int rc = worker_request(&srv->workers[w], WREQ_SWAP, srv->cfg, binds, n);
+        if (rc != 0)
+            log_error("worker %u: cannot take the listeners back: %s", w, strerror(-rc));
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!find_lsock(srv->lsocks, srv->nlsocks, &set[i]->addr))
+            log_info("listening again route=%s address=%s", srv->cfg->routes[binds[i].route].name,
+                     set[i]->name);
+    free(srv->lsocks); /* every socket it holds is in set */
+    srv->lsocks = set;
+    srv->nlsocks = n;
+    free(binds);
 }
 
 /* Close the sockets of `old` that are not in `keep`, then free the array. */
@@ -247,9 +452,20 @@ static void forget_seen(struct server *srv)
     srv->seen.settled = false;
 }
 
+/* A reload that did not take: the running log settings back, then the reason. */
+static void reject(struct server *srv, struct config *next, const char *why, const char *msg)
+{
+    log_setup(srv->cfg->log_level, srv->cfg->log_format);
+    log_error("reload rejected (%s): %s; still running generation %u", why, msg, srv->generation);
+    forget_seen(srv);
+    config_unref(next);
+    arm_resolve(srv);
+}
+
 /*
  * Switch every worker to next (loaded and validated; a reference is taken over): bind the new
- * listen addresses first, roll back if a worker cannot swap, then log one line per difference.
+ * listen addresses first (closing an old listener first where the new address needs its port),
+ * roll back if a worker cannot swap, then log one line per difference.
  */
 static void install(struct server *srv, struct config *next, const char *why)
 {
@@ -261,13 +477,19 @@ static void install(struct server *srv, struct config *next, const char *why)
      * log settings it installs: raising the level shows them, lowering it hides them. One that
      * does not take puts the running settings back before saying so. */
     log_setup(next->log_level, next->log_format);
-    if (build_listeners(srv, next, &set, &nset, &binds, msg, sizeof(msg)) != 0) {
+    if (build_listeners(srv, next, BUILD_RELOAD, &set, &nset, &binds, msg, sizeof(msg)) != 0) {
+        reject(srv, next, why, msg);
+        return;
+    }
+    bool handover = false;
+    for (size_t i = 0; i < nset; i++)
+        handover |= set[i] == NULL;
+    if (handover && hand_over(srv, next, set, nset, binds, msg, sizeof(msg)) != 0) {
         log_setup(srv->cfg->log_level, srv->cfg->log_format);
-        log_error("reload rejected (%s): %s; still running generation %u", why, msg,
-                  srv->generation);
-        forget_seen(srv);
-        config_unref(next);
-        arm_resolve(srv);
+        discard_listeners(srv, set, nset);
+        free(binds);
+        restore_listeners(srv);
+        reject(srv, next, why, msg);
         return;
     }
     next->generation = srv->generation + 1;
@@ -283,18 +505,23 @@ static void install(struct server *srv, struct config *next, const char *why)
         log_error("reload failed in worker %u: %s; rolling back to generation %u", done,
                   strerror(-rc), srv->generation);
         forget_seen(srv);
-        /* Put the workers that did swap back on the old configuration and sockets. */
+        /* Put the workers that did swap back on the old configuration and the old sockets still
+         * open, so that none uses a new one; close the new ones; open again what a hand-over
+         * closed. */
         struct lsock **oset;
         size_t onset;
         struct listen_bind *obinds;
-        if (build_listeners(srv, srv->cfg, &oset, &onset, &obinds, msg, sizeof(msg)) == 0) {
+        int kept =
+            build_listeners(srv, srv->cfg, BUILD_KEEP, &oset, &onset, &obinds, msg, sizeof(msg));
+        if (kept == 0) {
             for (unsigned i = 0; i < done; i++)
                 worker_request(&srv->workers[i], WREQ_SWAP, srv->cfg, obinds, onset);
             free(oset);
             free(obinds);
         }
-        retire_listeners(set, nset, srv->lsocks, srv->nlsocks);
+        discard_listeners(srv, set, nset);
         free(binds);
+        restore_listeners(srv);
         config_unref(next);
         arm_resolve(srv);
         return;
@@ -336,7 +563,8 @@ static void loaded(struct server *srv, struct config *next, const struct config_
         return;
     }
     srv->seen = next->file_id;
-    if (next->hash == srv->cfg->hash && config_diff(srv->cfg, next, NULL, NULL, NULL) == 0) {
+    if (next->hash == srv->cfg->hash && config_diff(srv->cfg, next, NULL, NULL, NULL) == 0 &&
+        !listeners_missing(srv)) {
         log_info("reload: no change (%s)", why);
         config_unref(next);
         return;
@@ -842,7 +1070,8 @@ int server_run(struct config *cfg)
     srv.nworkers = cfg->workers; /* build_listeners needs it in reuseport mode */
     struct listen_bind *binds;
     char msg[512];
-    if (build_listeners(&srv, cfg, &srv.lsocks, &srv.nlsocks, &binds, msg, sizeof(msg)) != 0) {
+    if (build_listeners(&srv, cfg, BUILD_ALL, &srv.lsocks, &srv.nlsocks, &binds, msg,
+                        sizeof(msg)) != 0) {
         log_error("%s", msg);
         teardown(&srv);
         return 1;

@@ -13,7 +13,9 @@
  * keeps its address while the name does not resolve, and logs each step; a DNS server that never
  * answers does not hold up SIGTERM; a change of workers is reported against the workers that run,
  * and a derived max_connections by its number; a reload's lines are written under the log level it
- * installs.
+ * installs; and a listen address moves between a specific address and the wildcard on its port
+ * (ferry's own old listener closes first), or, when another socket holds the port, the old listener
+ * serves again.
  */
 #include "config.h"
 #include "e2e.h"
@@ -27,6 +29,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1172,6 +1175,223 @@ static int listen_on(const char *ip, int *port)
     return fd;
 }
 
+/* ---- 10. a port moved between an address and the wildcard --------------------------------- */
+
+/* YAML of route web listening on `listen` (quoted: "[::1]:P" is no YAML list) to backend bport. */
+static const char *listen_yaml(const char *top, const char *listen, int bport)
+{
+    return tfmt("%s"
+                "routes:\n"
+                "  - name: web\n"
+                "    listen: \"%s\"\n"
+                "    backends: [127.0.0.1:%d]\n",
+                top, listen, bport);
+}
+
+/* Connects to ip:port (an IPv4 loopback address). Returns the fd (tracked) or -errno. */
+static int connect_ip(const char *ip, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -errno;
+    registry_track_fd(fd);
+    struct timeval tv = {.tv_sec = NET_TIMEOUT_MS / 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); /* bounds connect() too */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == -1) {
+        int err = errno;
+        close_fd(fd);
+        return -err;
+    }
+    return fd;
+}
+
+/* Asserts that a new connection to ip:port is answered by backend b. */
+static void assert_ip_served_by(const char *ip, int port, struct backend *b)
+{
+    int fd = connect_ip(ip, port);
+    if (fd < 0)
+        fail_msg("connect to %s:%d failed: %s", ip, port, strerror(-fd));
+    int got = read_greeting(fd, NET_TIMEOUT_MS);
+    close_fd(fd);
+    if (got != backend_port(b))
+        fail_msg("connection to %s:%d answered by %d, want backend %d", ip, port, got,
+                 backend_port(b));
+}
+
+static void assert_ip_refused(const char *ip, int port)
+{
+    int fd = connect_ip(ip, port);
+    if (fd >= 0) {
+        close_fd(fd);
+        fail_msg("connect to %s:%d succeeded, want ECONNREFUSED", ip, port);
+    }
+    if (fd != -ECONNREFUSED)
+        fail_msg("connect to %s:%d failed with %s, want ECONNREFUSED", ip, port, strerror(-fd));
+}
+
+/* The line of a reload that closes `from` first so that `to` can take its port. */
+static const char *handover_line(const char *from, const char *to)
+{
+    return tfmt("reload: listener %s closes before %s (route web) can listen on its port: clients "
+                "arriving in between may be refused",
+                from, to);
+}
+
+/*
+ * A listen address moved from 127.0.0.1:P to the wildcard 0.0.0.0:P and back, with two workers
+ * sharing the socket: the old listener holds the port, so each reload closes it first (and says
+ * so), then binds the new one. The wildcard answers on 127.0.0.2 too; once it is gone again,
+ * 127.0.0.2 is refused. A connection accepted on the first listener relays throughout.
+ */
+static void test_listen_address_moves_to_the_wildcard_and_back(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    int port = free_port(AF_INET);
+    const char *top = SIGHUP_ONLY "workers: 2\n";
+    const char *specific = tfmt("127.0.0.1:%d", port), *wildcard = tfmt("0.0.0.0:%d", port);
+    struct ferry *f = ferry_start(listen_yaml(top, specific, backend_port(a)));
+    int conn = connect_ok(port);
+    assert_int_equal(read_greeting(conn, NET_TIMEOUT_MS), backend_port(a));
+    assert_ip_refused("127.0.0.2", port);
+
+    reload_to(f, listen_yaml(top, wildcard, backend_port(a)), 2);
+    expect_line(f, handover_line(specific, wildcard));
+    expect_line(f, tfmt("listener %s closed", specific));
+    expect_line(f, tfmt("listening route=web address=%s", wildcard));
+    expect_line(f, tfmt("reload: route web: listener %s added", wildcard));
+    expect_line(f, tfmt("reload: route web: listener %s removed", specific));
+    assert_ip_served_by("127.0.0.1", port, a);
+    assert_ip_served_by("127.0.0.2", port, a);
+    assert_echo(conn, "accepted by the listener that closed\n");
+
+    reload_to(f, listen_yaml(top, specific, backend_port(a)), 3);
+    expect_line(f, handover_line(wildcard, specific));
+    expect_line(f, tfmt("listening route=web address=%s", specific));
+    assert_ip_served_by("127.0.0.1", port, a);
+    assert_ip_refused("127.0.0.2", port);
+    assert_echo(conn, "and after the way back\n");
+    assert_int_equal(ferry_count_log(f, "reload rejected"), 0);
+    close_fd(conn);
+    ferry_stop(f);
+}
+
+/* The same with IPv6: [::1]:P to [::]:P and back. */
+static void test_listen_v6_address_moves_to_the_wildcard_and_back(void **state)
+{
+    (void)state;
+    if (!ipv6_loopback_available())
+        skip(); /* no ::1 here */
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    int port = free_port(AF_INET6);
+    const char *specific = tfmt("[::1]:%d", port), *wildcard = tfmt("[::]:%d", port);
+    struct ferry *f = ferry_start(listen_yaml(SIGHUP_ONLY, specific, backend_port(a)));
+
+    reload_to(f, listen_yaml(SIGHUP_ONLY, wildcard, backend_port(a)), 2);
+    expect_line(f, handover_line(specific, wildcard));
+    int c = tcp_connect(AF_INET6, port, NET_TIMEOUT_MS);
+    assert_ok(c, "connect to [::1] through [::]");
+    assert_int_equal(read_greeting(c, NET_TIMEOUT_MS), backend_port(a));
+    close_fd(c);
+
+    reload_to(f, listen_yaml(SIGHUP_ONLY, specific, backend_port(a)), 3);
+    expect_line(f, handover_line(wildcard, specific));
+    c = tcp_connect(AF_INET6, port, NET_TIMEOUT_MS);
+    assert_ok(c, "connect to [::1]");
+    assert_int_equal(read_greeting(c, NET_TIMEOUT_MS), backend_port(a));
+    close_fd(c);
+    ferry_stop(f);
+}
+
+/*
+ * The wildcard cannot take the port when another socket (here the test's, on 127.0.0.2:P) holds
+ * it too: ferry's own listener on 127.0.0.1:P has been closed by then, so it is opened again and
+ * serves as before, and the reload is rejected naming the address. Once the port is free, the
+ * same file loads.
+ */
+static void test_listen_move_that_cannot_bind_keeps_the_old_listener(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    int port = free_port(AF_INET);
+    const char *specific = tfmt("127.0.0.1:%d", port), *wildcard = tfmt("0.0.0.0:%d", port);
+    struct ferry *f = ferry_start(listen_yaml(SIGHUP_ONLY, specific, backend_port(a)));
+    int held = port;
+    int other = listen_on("127.0.0.2", &held);
+    assert_ok(other, "listen on 127.0.0.2 with ferry's port");
+    int conn = connect_ok(port);
+    assert_int_equal(read_greeting(conn, NET_TIMEOUT_MS), backend_port(a));
+
+    write_file(ferry_config_path(f), listen_yaml(SIGHUP_ONLY, wildcard, backend_port(a)));
+    ferry_signal(f, SIGHUP);
+    if (!ferry_wait_log(f, "reload rejected", RELOAD_WAIT_MS)) {
+        ferry_dump(f, "move not rejected");
+        fail_msg("no \"reload rejected\" line while another socket holds the port");
+    }
+    const char *line = log_line(f, "reload rejected");
+    if (strstr(line, tfmt("cannot listen on %s (route web)", wildcard)) == NULL ||
+        strstr(line, "still running generation 1") == NULL)
+        fail_msg("rejection line does not name %s and generation 1: %s", wildcard, line);
+    expect_line(f, tfmt("listening again route=web address=%s", specific));
+    assert_ip_served_by("127.0.0.1", port, a);
+    assert_echo(conn, "still relayed after the rejected move\n");
+    /* 127.0.0.2 is still the test's. */
+    int c = connect_ip("127.0.0.2", port);
+    assert_ok(c, "connect to the test's own listener");
+    int in = accept_timeout(other, NET_TIMEOUT_MS);
+    assert_ok(in, "the test's listener accepts its connection");
+    close_fd(in);
+    close_fd(c);
+    assert_int_equal(ferry_count_log(f, "reload generation="), 0);
+
+    close_fd(other);
+    ferry_signal(f, SIGHUP);
+    expect_generation(f, 2);
+    assert_ip_served_by("127.0.0.2", port, a);
+    assert_echo(conn, "and after the move\n");
+    close_fd(conn);
+    ferry_stop(f);
+}
+
+/*
+ * Clients keep connecting while the port moves back and forth ten times, two workers sharing the
+ * socket: those that arrive while no listener holds the port may be refused or reset (the line
+ * says so), but after each move new connections complete again.
+ */
+static void test_listen_moves_under_traffic(void **state)
+{
+    (void)state;
+    struct backend *a = backend_start(AF_INET, BACKEND_GREET);
+    int port = free_port(AF_INET);
+    const char *top = SIGHUP_ONLY "workers: 2\n";
+    const char *specific = listen_yaml(top, tfmt("127.0.0.1:%d", port), backend_port(a));
+    const char *wildcard = listen_yaml(top, tfmt("0.0.0.0:%d", port), backend_port(a));
+    struct ferry *f = ferry_start(specific);
+    struct hammer *h = hammer_start(port);
+    for (int i = 0; i < 10; i++) {
+        int before = atomic_load(&h->ok);
+        reload_to(f, i % 2 == 0 ? wildcard : specific, i + 2);
+        int64_t deadline = now_ms() + 5000;
+        while (atomic_load(&h->ok) <= before + 2) {
+            if (now_ms() > deadline) {
+                ferry_dump(f, "no connection after a move");
+                fail_msg("no connection completed in 5 s after move %d (refused %d, failed %d; "
+                         "first: %s)",
+                         i + 1, atomic_load(&h->refused), atomic_load(&h->failed), h->first_error);
+            }
+            sleep_ms(1);
+        }
+    }
+    hammer_join(h);
+    assert_int_equal(ferry_count_log(f, "reload rejected"), 0);
+    assert_int_equal(ferry_count_log(f, "closes before"), 10);
+    assert_served_by(port, a);
+    ferry_stop(f);
+}
+
 /*
  * The private hosts file always holds HOSTS_LEN bytes (the line, then a comment as padding) and is
  * rewritten with one pwrite() over the same bytes, never truncated: a lookup that runs during the
@@ -1584,6 +1804,10 @@ int main(void)
         E2E_TEST(test_workers_reported_against_what_runs),
         E2E_TEST(test_derived_max_connections_shows_its_number),
         E2E_TEST(test_log_level_raised_by_a_reload_shows_its_lines),
+        E2E_TEST(test_listen_address_moves_to_the_wildcard_and_back),
+        E2E_TEST(test_listen_v6_address_moves_to_the_wildcard_and_back),
+        E2E_TEST(test_listen_move_that_cannot_bind_keeps_the_old_listener),
+        E2E_TEST(test_listen_moves_under_traffic),
         E2E_TEST(test_backend_host_name_followed),
         E2E_TEST(test_reload_keeps_an_address_its_name_still_has),
         E2E_TEST(test_dns_that_never_answers_does_not_hold_sigterm),
