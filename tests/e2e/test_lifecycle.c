@@ -227,25 +227,44 @@ static void test_sigterm_drains_open_connection(void **state)
     assert_int_equal(ferry_count_log(f, " stopped"), 1);
 }
 
+/* A pair that never ends by itself: ferry (with top-level yaml top) on a route to a backend the
+ * test accepts itself, and "open" relayed once. */
+struct open_pair {
+    struct ferry *f;
+    int lport, lfd; /* ferry's listen port; the test backend's listening socket */
+    int c, b;       /* the client, and the backend's end */
+    char client[64];
+};
+
+static void open_pair_start(struct open_pair *p, const char *top)
+{
+    int bport;
+    p->lport = free_port(AF_INET);
+    p->lfd = listen_loopback(AF_INET, 16, 0, &bport);
+    assert_ok(p->lfd, "backend listen");
+    p->f = ferry_start(tfmt("%s"
+                            "routes:\n"
+                            "  - name: open\n"
+                            "    listen: 127.0.0.1:%d\n"
+                            "    backends: [127.0.0.1:%d]\n",
+                            top, p->lport, bport));
+    p->c = connect_ok(p->lport);
+    assert_ok(local_addr_str(p->c, p->client, sizeof p->client), "getsockname");
+    p->b = accept_timeout(p->lfd, NET_TIMEOUT_MS);
+    assert_ok(p->b, "ferry did not connect to the backend");
+    send_str(p->c, "open");
+    recv_expect(p->b, "open");
+}
+
 static void test_shutdown_timeout_cuts_connection(void **state)
 {
     (void)state;
-    int bport, lport = free_port(AF_INET);
-    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
-    assert_ok(lfd, "backend listen");
-    struct ferry *f = ferry_start(tfmt("shutdown_timeout: 300ms\n"
-                                       "routes:\n"
-                                       "  - name: cut\n"
-                                       "    listen: 127.0.0.1:%d\n"
-                                       "    backends: [127.0.0.1:%d]\n",
-                                       lport, bport));
-    int c = connect_ok(lport);
-    char client[64], line[1024];
-    assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
-    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
-    assert_ok(b, "ferry did not connect to the backend");
-    send_str(c, "open");
-    recv_expect(b, "open");
+    struct open_pair p;
+    open_pair_start(&p, "shutdown_timeout: 300ms\n");
+    struct ferry *f = p.f;
+    int lport = p.lport, lfd = p.lfd, c = p.c, b = p.b;
+    const char *client = p.client;
+    char line[1024];
     /* A second pair whose backend has finished its reply: only the client's upload is cut. */
     int c2 = connect_ok(lport);
     char client2[64];
@@ -289,22 +308,11 @@ static void test_shutdown_timeout_cuts_connection(void **state)
 static void test_second_signal_closes_at_once(void **state)
 {
     (void)state;
-    int bport, lport = free_port(AF_INET);
-    int lfd = listen_loopback(AF_INET, 16, 0, &bport);
-    assert_ok(lfd, "backend listen");
-    struct ferry *f = ferry_start(tfmt("shutdown_timeout: 10m\n"
-                                       "routes:\n"
-                                       "  - name: open\n"
-                                       "    listen: 127.0.0.1:%d\n"
-                                       "    backends: [127.0.0.1:%d]\n",
-                                       lport, bport));
-    int c = connect_ok(lport);
-    char client[64], line[1024];
-    assert_ok(local_addr_str(c, client, sizeof client), "getsockname");
-    int b = accept_timeout(lfd, NET_TIMEOUT_MS);
-    assert_ok(b, "ferry did not connect to the backend");
-    send_str(c, "open");
-    recv_expect(b, "open");
+    struct open_pair p;
+    open_pair_start(&p, "shutdown_timeout: 10m\n");
+    struct ferry *f = p.f;
+    int c = p.c, b = p.b;
+    char line[1024];
 
     ferry_signal(f, SIGTERM);
     assert_true(ferry_wait_log(f, "shutdown signal=SIGTERM connections=1", NET_TIMEOUT_MS));
@@ -320,7 +328,7 @@ static void test_second_signal_closes_at_once(void **state)
                 1);
     assert_int_equal(wait_closed(c, 1000, NULL), -ECONNRESET);
     assert_int_equal(wait_closed(b, 1000, NULL), -ECONNRESET);
-    ferry_wait_access(f, client, 0, line, sizeof line);
+    ferry_wait_access(f, p.client, 0, line, sizeof line);
     assert_field(line, "cause", "shutdown");
 }
 
