@@ -126,6 +126,7 @@ struct worker {
 
     struct session *sessions; /* doubly linked, for shutdown */
     size_t nsessions;
+    unsigned fd_waiters;        /* sessions waiting for a descriptor for their backend socket */
     atomic_uint nsessions_seen; /* nsessions, published for the other workers' accept turns */
 
     /* Mailbox: control thread -> worker. */

@@ -112,9 +112,11 @@ void listener_out_of_fds(struct worker *w, const char *what, int err)
     /* Said once per episode, not every back-off period: a burst of clients would otherwise
      * write one line each. */
     if (l->now >= w->fds_logged_at + ACCEPT_LOG_EVERY_MS) {
-        log_warn("%s: %s: pausing accept in %dms steps until descriptors are free (%zu "
-                 "connections open in worker %u)",
-                 what, strerror(err), ACCEPT_BACKOFF_MS, w->nsessions, w->id);
+        log_warn("%s: %s: pausing accept in %dms steps until %s (%zu connections open in "
+                 "worker %u)",
+                 what, strerror(err), ACCEPT_BACKOFF_MS,
+                 err == EMFILE || err == ENFILE ? "descriptors are free" : "memory is available",
+                 w->nsessions, w->id);
         w->fds_logged_at = l->now;
     }
     if (w->accept_block & ACCEPT_BLOCK_FDS)
@@ -126,8 +128,12 @@ void listener_out_of_fds(struct worker *w, const char *what, int err)
 
 void listener_on_backoff(struct loop *l, struct loop_timer *t)
 {
-    (void)l;
     struct worker *w = container_of(t, struct worker, accept_timer);
+    if (w->fd_waiters > 0) {
+        /* Clients accepted earlier still wait for a backend socket: they come first. */
+        loop_timer_arm(l, t, l->now + ACCEPT_BACKOFF_MS);
+        return;
+    }
     w->accept_block &= ~ACCEPT_BLOCK_FDS;
     listener_update(w);
 }

@@ -277,6 +277,10 @@ void session_close(struct session *s, enum session_cause cause)
     s->cause = (uint8_t)(cause == CAUSE_NONE ? CAUSE_CLIENT_FIN : cause);
     struct loop *l = &s->w->loop;
     loop_timer_cancel(l, &s->timer);
+    if (s->fd_wait) {
+        s->fd_wait = 0;
+        s->w->fd_waiters--;
+    }
 
     /* A side gets a RST instead of a FIN when its stream was truncated, so it never looks
      * complete: the other side reset, or bytes toward it were still in flight. */
@@ -845,6 +849,7 @@ static void on_timer(struct loop *l, struct loop_timer *t)
     if (s->state == SESSION_CONNECTING) {
         if (s->fd_wait) {
             s->fd_wait = 0;
+            s->w->fd_waiters--;
             connect_next(s);
         } else {
             attempt_failed(s, ETIMEDOUT);
@@ -888,8 +893,9 @@ static void connect_next(struct session *s)
                          b->address);
                 listener_out_of_fds(w, what, err);
                 /* Not an attempt: the backend was never tried. The client waits for a
-                 * descriptor (accepting is paused meanwhile, so none arrive to take them) for
-                 * at most connect_timeout from its arrival, retried every FD_WAIT_RETRY_MS. */
+                 * descriptor for at most connect_timeout from its arrival, retried every
+                 * FD_WAIT_RETRY_MS; this worker accepts no one while any client waits (see
+                 * listener_on_backoff), so new clients do not take the descriptors first. */
                 s->attempts--;
                 s->tried = tried;
                 uint64_t deadline = s->start_ms + rt->conf->s.connect_timeout_ms;
@@ -899,6 +905,7 @@ static void connect_next(struct session *s)
                 }
                 uint64_t at = w->loop.now + FD_WAIT_RETRY_MS;
                 s->fd_wait = 1;
+                w->fd_waiters++;
                 loop_timer_arm(&w->loop, &s->timer, at < deadline ? at : deadline);
                 return;
             }

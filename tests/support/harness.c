@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -130,6 +131,20 @@ void ferry_hold_stderr(struct ferry *f, bool hold)
     f->err_held = hold;
     pthread_mutex_unlock(&f->mu);
     assert_int_equal(write(f->wake[1], "w", 1), 1);
+    if (hold || f->reaped) {
+        return;
+    }
+    /* Released: returns once the reader has drained what the pipe held, so ferry's next line
+     * finds room. */
+    int64_t deadline = now_ms() + 5000;
+    int queued;
+    while (ioctl(f->err_fd, FIONREAD, &queued) == 0 && queued > 0) {
+        if (now_ms() > deadline) {
+            fail_msg("ferry's stderr pipe still holds %d bytes 5 s after the reader resumed",
+                     queued);
+        }
+        sleep_ms(1);
+    }
 }
 
 int ferry_stderr_pipe(const struct ferry *f)
