@@ -26,6 +26,7 @@
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config_diff.h"
@@ -38,6 +39,15 @@
 #define RELOAD_DEBOUNCE_MS  150  /* quiet time after the last file event */
 #define RELOAD_MAX_DELAY_MS 1000 /* a steady stream of events still reloads this often */
 #define WATCH_RETRY_MS      1000
+
+/* A directory watched because a symlink on the way to the configuration file is in it, or the
+ * file itself is (name is the entry that matters there). */
+#define LINK_WATCH_MAX 8
+struct link_watch {
+    int wd; /* -1: not watched (yet, or any more) */
+    char dir[PATH_MAX];
+    char name[NAME_MAX + 1];
+};
 
 struct server {
     struct config *cfg;
@@ -56,12 +66,11 @@ struct server {
     int wd;     /* inotify watch descriptor, -1 when not watching */
     char *dir;  /* directory holding the configuration file */
     char *base; /* the file's name in it */
-    /* A configuration path that is a symlink into another directory: that directory is watched
-     * too (edits to the file behind the link show only there). Not for a target under dir (a
-     * ConfigMap's version directories), whose swaps dir's own events show. */
-    int twd;     /* -1 when not watching a target directory */
-    char *tdir;  /* the directory watched by twd */
-    char *tbase; /* the target file's name in it */
+    /* Symlinks on the way to the file: the directory of each link (a swapped link shows only
+     * there) and the directory of the file it leads to are watched too, each for one name in it
+     * (see follow_links). */
+    struct link_watch links[LINK_WATCH_MAX];
+    size_t nlinks;
     struct loop_timer debounce;
     uint64_t first_event;       /* when the current burst of file events began, 0 if none */
     struct config_file_id seen; /* the file as the last load read it (or as an event-driven load
@@ -773,13 +782,20 @@ static void on_inotify(struct loop *l, struct io *io, uint32_t ev)
             p += sizeof(*e) + e->len;
             /* A watch ferry removed itself (reload.watch turned off) ends with IN_IGNORED too,
              * and events queued for it before are about nothing watched now. */
-            if (!(e->mask & IN_Q_OVERFLOW) && srv->twd != -1 && e->wd == srv->twd) {
-                if (e->mask & IN_IGNORED) { /* gone or unwatched: update_target_watch() */
-                    srv->twd = -1;
+            bool link_dir = false;
+            for (size_t k = 0; k < srv->nlinks && !(e->mask & IN_Q_OVERFLOW); k++) {
+                struct link_watch *lw = &srv->links[k];
+                if (lw->wd == -1 || e->wd != lw->wd)
                     continue;
-                }
-                if (e->len == 0 || strcmp(e->name, srv->tbase) == 0)
+                link_dir = true;
+                if (e->mask & IN_IGNORED)
+                    lw->wd = -1; /* gone: the burst's end follows the links again */
+                /* The entry, the directory itself moving or going: the file may be another. */
+                if (e->len == 0 || strcmp(e->name, lw->name) == 0 ||
+                    (e->mask & (IN_IGNORED | IN_MOVE_SELF | IN_DELETE_SELF)))
                     srv->burst_names_file = true;
+            }
+            if (link_dir) {
                 any = true;
                 continue;
             }
@@ -820,46 +836,127 @@ static void catch_up(struct server *srv)
     reload(srv, "file changed before it was watched");
 }
 
-/* Follow the configuration path's symlinks: watch the directory of the file they lead to when it
- * is neither dir nor under it; stop watching one the path no longer leads to. */
+/* Adds (dir, name) to the list unless it is there already or dir is the watched directory or one
+ * of a ConfigMap's "..*" version directories in it (whose swaps that directory's events show). */
+static void add_link_watch(struct link_watch *list, size_t *n, const char *dir, const char *name,
+                           const char *own_dir)
+{
+    size_t own = strlen(own_dir);
+    if (strcmp(dir, own_dir) == 0)
+        return;
+    if (strncmp(dir, own_dir, own) == 0 && dir[own] == '/' &&
+        strncmp(dir + own + 1, "..", 2) == 0 && strchr(dir + own + 1, '/') == NULL)
+        return;
+    for (size_t k = 0; k < *n; k++)
+        if (strcmp(list[k].dir, dir) == 0 && strcmp(list[k].name, name) == 0)
+            return;
+    if (*n == LINK_WATCH_MAX || strlen(dir) >= sizeof(list[0].dir) ||
+        strlen(name) >= sizeof(list[0].name))
+        return;
+    list[*n].wd = -1;
+    snprintf(list[*n].dir, sizeof(list[0].dir), "%s", dir);
+    snprintf(list[*n].name, sizeof(list[0].name), "%s", name);
+    (*n)++;
+}
+
+/*
+ * Walks path one component at a time, as the kernel resolves it, and lists the directory of every
+ * symlink met on the way (its swap, `current -> releases/2`, shows only there) and the directory
+ * of the file it leads to, each with the entry's name. At most 16 links are followed.
+ */
+static size_t follow_links(const char *path, const char *own_dir, struct link_watch *list)
+{
+    size_t n = 0;
+    char cur[PATH_MAX]; /* what is left to resolve */
+    snprintf(cur, sizeof(cur), "%s", path);
+    for (int hops = 0; hops < 16; hops++) {
+        char done[PATH_MAX]; /* the part resolved so far, without symlinks */
+        if (cur[0] == '/')
+            snprintf(done, sizeof(done), "/");
+        else if (getcwd(done, sizeof(done)) == NULL)
+            return n;
+        char *rest = cur;
+        bool relinked = false;
+        while (*rest) {
+            while (*rest == '/')
+                rest++;
+            if (!*rest)
+                break;
+            char *end = strchr(rest, '/');
+            size_t len = end ? (size_t)(end - rest) : strlen(rest);
+            char comp[NAME_MAX + 1];
+            if (len >= sizeof(comp))
+                return n;
+            memcpy(comp, rest, len);
+            comp[len] = '\0';
+            rest += len;
+            char at[PATH_MAX];
+            if (snprintf(at, sizeof(at), "%s%s%s", done, strcmp(done, "/") ? "/" : "", comp) >=
+                (int)sizeof(at))
+                return n;
+            struct stat st;
+            if (lstat(at, &st) == -1)
+                return n;
+            if (!S_ISLNK(st.st_mode)) {
+                if (!end) { /* the file itself */
+                    add_link_watch(list, &n, done, comp, own_dir);
+                    return n;
+                }
+                snprintf(done, sizeof(done), "%s", at);
+                continue;
+            }
+            add_link_watch(list, &n, done, comp, own_dir);
+            char target[PATH_MAX];
+            ssize_t t = readlink(at, target, sizeof(target) - 1);
+            if (t <= 0)
+                return n;
+            target[t] = '\0';
+            char next[PATH_MAX];
+            int w = target[0] == '/' ? snprintf(next, sizeof(next), "%s%s", target, rest)
+                                     : snprintf(next, sizeof(next), "%s/%s%s", done, target, rest);
+            if (w >= (int)sizeof(next))
+                return n;
+            snprintf(cur, sizeof(cur), "%s", next);
+            relinked = true;
+            break;
+        }
+        if (!relinked)
+            return n;
+    }
+    return n;
+}
+
+/* Watch the directories the configuration path's symlinks lead through (follow_links), again
+ * whenever they change. */
 static void update_target_watch(struct server *srv)
 {
-    char *want = NULL, *want_base = NULL;
-    char real[PATH_MAX], realdir[PATH_MAX];
-    if (srv->cfg->reload_watch && realpath(srv->cfg->path, real) != NULL &&
-        realpath(srv->dir, realdir) != NULL) {
-        char *slash = strrchr(real, '/');
-        size_t n = strlen(realdir);
-        bool under = strncmp(real, realdir, n) == 0 && (real[n] == '/' || n == 1);
-        if (slash != NULL && !under) {
-            want_base = strdup(slash + 1);
-            *slash = '\0';
-            want = strdup(real[0] ? real : "/");
-        }
-    }
-    if (want != NULL && srv->tdir != NULL && strcmp(want, srv->tdir) == 0 && srv->twd != -1) {
-        free(want);
-        free(want_base);
+    struct link_watch want[LINK_WATCH_MAX];
+    size_t n = 0;
+    char own[PATH_MAX];
+    if (srv->cfg->reload_watch && realpath(srv->dir, own) != NULL)
+        n = follow_links(srv->cfg->path, own, want);
+    bool same = n == srv->nlinks;
+    for (size_t k = 0; same && k < n; k++)
+        same = srv->links[k].wd != -1 && strcmp(want[k].dir, srv->links[k].dir) == 0 &&
+               strcmp(want[k].name, srv->links[k].name) == 0;
+    if (same)
         return;
+    for (size_t k = 0; k < srv->nlinks; k++)
+        if (srv->links[k].wd != -1) /* its IN_IGNORED is skipped: no entry has its wd now */
+            inotify_rm_watch(srv->inotify.fd, srv->links[k].wd);
+    srv->nlinks = n;
+    for (size_t k = 0; k < n; k++) {
+        struct link_watch *lw = &srv->links[k];
+        *lw = want[k];
+        lw->wd = inotify_add_watch(srv->inotify.fd, lw->dir,
+                                   IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                       IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+        if (lw->wd == -1)
+            log_warn("cannot watch %s, on the way to %s: %s (SIGHUP still reloads)", lw->dir,
+                     srv->cfg->path, strerror(errno));
+        else
+            log_info("watching %s too: %s leads through it", lw->dir, srv->cfg->path);
     }
-    if (srv->twd != -1) {
-        inotify_rm_watch(srv->inotify.fd, srv->twd); /* its IN_IGNORED is skipped: twd is -1 */
-        srv->twd = -1;
-    }
-    free(srv->tdir);
-    free(srv->tbase);
-    srv->tdir = want;
-    srv->tbase = want_base;
-    if (want == NULL || want_base == NULL)
-        return;
-    srv->twd = inotify_add_watch(srv->inotify.fd, want,
-                                 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                                     IN_DELETE | IN_ATTRIB);
-    if (srv->twd == -1)
-        log_warn("cannot watch %s, where %s leads: %s (SIGHUP still reloads)", want, srv->cfg->path,
-                 strerror(errno));
-    else
-        log_info("watching %s too: %s leads there", want, srv->cfg->path);
 }
 
 /* Watch the directory, not the file: editors replace files by rename, and Kubernetes swaps a
@@ -1012,7 +1109,6 @@ static int setup_control(struct server *srv)
     srv->base = strdup(copy ? basename(copy) : "");
     free(copy);
     srv->wd = -1;
-    srv->twd = -1;
     srv->seen = srv->cfg->file_id;
     return 0;
 }
@@ -1032,8 +1128,6 @@ static void teardown(struct server *srv)
     loop_destroy(&srv->loop);
     free(srv->dir);
     free(srv->base);
-    free(srv->tdir);
-    free(srv->tbase);
     config_unref(srv->cfg);
 }
 

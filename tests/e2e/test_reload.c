@@ -568,32 +568,49 @@ static void test_configmap_symlink_swap(void **state)
     ferry_stop(f);
 }
 
-/* A configuration path that is a symlink into another directory: the file behind the link is
- * edited there, where the path's own directory sees no event. */
+/*
+ * A configuration path that is a symlink into another directory, through a second symlink, as in
+ * a release layout: link_dir/ferry.yaml -> app/current/ferry.yaml, current -> releases/1. The file
+ * behind the links is edited where the path's own directory sees no event, and the release link
+ * is swapped to releases/2 (rename over it); both reload.
+ */
 static void test_symlink_into_another_directory(void **state)
 {
     (void)state;
     struct backend *a = backend_start(AF_INET, BACKEND_GREET);
     struct backend *b = backend_start(AF_INET, BACKEND_GREET);
     int lport = free_port(AF_INET);
-    const char *real_dir = temp_dir();
+    const char *app = temp_dir();
     const char *link_dir = temp_dir();
-    char target[PATH_MAX], link[PATH_MAX];
-    snprintf(target, sizeof target, "%s/ferry.yaml", real_dir);
-    snprintf(link, sizeof link, "%s/ferry.yaml", link_dir);
-    write_file(target, route_yaml("", "web", lport, backend_port(a)));
-    assert_int_equal(symlink(target, link), 0);
+    const char *rel1 = tfmt("%s/releases/1", app), *rel2 = tfmt("%s/releases/2", app);
+    assert_int_equal(mkdir(tfmt("%s/releases", app), 0755), 0);
+    assert_int_equal(mkdir(rel1, 0755), 0);
+    assert_int_equal(mkdir(rel2, 0755), 0);
+    write_file(tfmt("%s/ferry.yaml", rel1), route_yaml("", "web", lport, backend_port(a)));
+    write_file(tfmt("%s/ferry.yaml", rel2), route_yaml("", "web", lport, backend_port(a)));
+    assert_int_equal(symlink("releases/1", tfmt("%s/current", app)), 0);
+    const char *link = tfmt("%s/ferry.yaml", link_dir);
+    assert_int_equal(symlink(tfmt("%s/current/ferry.yaml", app), link), 0);
     struct ferry *f = ferry_start_path(link);
-    assert_true(
-        ferry_wait_log(f, tfmt("watching %s too: %s leads there", real_dir, link), NET_TIMEOUT_MS));
+    assert_true(ferry_wait_log(f, tfmt("watching %s too: %s leads through it", rel1, link),
+                               NET_TIMEOUT_MS));
     assert_served_by(lport, a);
 
-    write_file(target, route_yaml("", "web", lport, backend_port(b))); /* in place */
+    write_file(tfmt("%s/ferry.yaml", rel1), route_yaml("", "web", lport, backend_port(b)));
     expect_generation(f, 2);
     assert_served_by(lport, b);
-    replace_file(target, route_yaml("", "web", lport, backend_port(a))); /* renamed over */
+
+    /* releases/2 still names backend a: the swap of "current" alone must be seen. */
+    assert_int_equal(symlink("releases/2", tfmt("%s/current.new", app)), 0);
+    assert_int_equal(rename(tfmt("%s/current.new", app), tfmt("%s/current", app)), 0);
     expect_generation(f, 3);
     assert_served_by(lport, a);
+    assert_true(ferry_wait_log(f, tfmt("watching %s too: %s leads through it", rel2, link),
+                               NET_TIMEOUT_MS));
+    /* And the new release's file is the one watched now. */
+    replace_file(tfmt("%s/ferry.yaml", rel2), route_yaml("", "web", lport, backend_port(b)));
+    expect_generation(f, 4);
+    assert_served_by(lport, b);
     ferry_stop(f);
 }
 
