@@ -22,6 +22,9 @@ struct log_field {
 };
 
 void log_setup(enum log_level level, enum log_format format);
+/* Settings for the calling thread only, over the process-wide ones; -1, -1 ends that. A reload
+ * writes its own lines under the settings it installs before they apply to the workers. */
+void log_thread_settings(int level, int format);
 bool log_enabled(enum log_level level);
 const char *log_level_name(enum log_level level);
 /* Returns the level / format for a name, or -1. */

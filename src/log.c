@@ -38,6 +38,8 @@ static atomic_ullong dropped;
 
 static _Atomic int cur_level = LOG_INFO;
 static _Atomic int cur_format = LOG_TEXT;
+/* This thread's own settings while >= 0 (log_thread_settings). */
+static _Thread_local int thread_level = -1, thread_format = -1;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -47,9 +49,24 @@ void log_setup(enum log_level level, enum log_format format)
     atomic_store_explicit(&cur_format, (int)format, memory_order_relaxed);
 }
 
+void log_thread_settings(int level, int format)
+{
+    thread_level = level;
+    thread_format = format;
+}
+
 bool log_enabled(enum log_level level)
 {
-    return (int)level <= atomic_load_explicit(&cur_level, memory_order_relaxed);
+    int cur =
+        thread_level >= 0 ? thread_level : atomic_load_explicit(&cur_level, memory_order_relaxed);
+    return (int)level <= cur;
+}
+
+static bool format_is_json(void)
+{
+    int f = thread_format >= 0 ? thread_format
+                               : atomic_load_explicit(&cur_format, memory_order_relaxed);
+    return f == LOG_JSON;
 }
 
 const char *log_level_name(enum log_level level)
@@ -250,7 +267,7 @@ static void emit(struct line *l)
     unsigned long long lost = atomic_exchange(&dropped, 0);
     if (lost > 0 && log_enabled(LOG_WARN)) {
         struct line n;
-        bool json = atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_JSON;
+        bool json = format_is_json();
         begin(&n, LOG_WARN, json);
         char text[160];
         snprintf(text, sizeof(text),
@@ -283,7 +300,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_end(ap);
 
     struct line l;
-    bool json = atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_JSON;
+    bool json = format_is_json();
     begin(&l, level, json);
     if (json) {
         put_json_str(&l, text);
@@ -299,7 +316,7 @@ void log_fields(enum log_level level, const char *msg, const struct log_field *f
     if (!log_enabled(level))
         return;
     struct line l;
-    bool json = atomic_load_explicit(&cur_format, memory_order_relaxed) == LOG_JSON;
+    bool json = format_is_json();
     begin(&l, level, json);
     if (json)
         put_json_str(&l, msg);

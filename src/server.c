@@ -464,7 +464,7 @@ static void forget_seen(struct server *srv)
 /* A reload that did not take: the running log settings back, then the reason. */
 static void reject(struct server *srv, struct config *next, const char *why, const char *msg)
 {
-    log_setup(srv->cfg->log_level, srv->cfg->log_format);
+    log_thread_settings(-1, -1);
     log_error("reload rejected (%s): %s; still running generation %u", why, msg, srv->generation);
     forget_seen(srv);
     config_unref(next);
@@ -483,9 +483,10 @@ static void install(struct server *srv, struct config *next, const char *why)
     struct listen_bind *binds;
     char msg[512];
     /* The reload's own lines (each difference, new listeners, the summary) are written under the
-     * log settings it installs: raising the level shows them, lowering it hides them. One that
-     * does not take puts the running settings back before saying so. */
-    log_setup(next->log_level, next->log_format);
+     * log settings it installs: raising the level shows them, lowering it hides them. Workers
+     * keep the running settings until the reload has taken; one that does not take says so
+     * under the running settings. */
+    log_thread_settings((int)next->log_level, (int)next->log_format);
     if (build_listeners(srv, next, BUILD_RELOAD, &set, &nset, &binds, msg, sizeof(msg)) != 0) {
         reject(srv, next, why, msg);
         return;
@@ -494,7 +495,7 @@ static void install(struct server *srv, struct config *next, const char *why)
     for (size_t i = 0; i < nset; i++)
         handover |= set[i] == NULL;
     if (handover && hand_over(srv, next, set, nset, binds, msg, sizeof(msg)) != 0) {
-        log_setup(srv->cfg->log_level, srv->cfg->log_format);
+        log_thread_settings(-1, -1);
         discard_listeners(srv, set, nset);
         free(binds);
         restore_listeners(srv);
@@ -510,7 +511,7 @@ static void install(struct server *srv, struct config *next, const char *why)
             break;
     }
     if (rc != 0) {
-        log_setup(srv->cfg->log_level, srv->cfg->log_format);
+        log_thread_settings(-1, -1);
         log_error("reload failed in worker %u: %s; rolling back to generation %u", done,
                   strerror(-rc), srv->generation);
         forget_seen(srv);
@@ -535,6 +536,7 @@ static void install(struct server *srv, struct config *next, const char *why)
         arm_resolve(srv);
         return;
     }
+    log_setup(next->log_level, next->log_format); /* taken: the workers' lines follow it */
     unsigned conns, pipes;
     process_limits(srv, next, nset, &conns, &pipes);
     struct config_in_force run = {srv->nworkers, atomic_load(&srv->shared.max_connections), conns};
@@ -557,6 +559,7 @@ static void install(struct server *srv, struct config *next, const char *why)
     warn_no_idle_timeout(next);
     log_info("reload generation=%u routes=%zu listeners=%zu changes=%u (%s)", srv->generation,
              next->nroutes, nset, changes, why);
+    log_thread_settings(-1, -1); /* the process-wide settings are next's now */
     if (!watched && srv->wd != -1)
         catch_up(srv);
 }

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,11 +80,36 @@ static void test_json_escapes_control_characters(void **state)
     log_setup(LOG_INFO, LOG_TEXT);
 }
 
+static void *level_info_enabled(void *arg)
+{
+    *(bool *)arg = log_enabled(LOG_INFO);
+    return NULL;
+}
+
+/* A reload's own lines follow the settings it installs while the workers keep the running ones. */
+static void test_thread_settings_are_the_callers_own(void **state)
+{
+    (void)state;
+    log_setup(LOG_ERROR, LOG_TEXT);
+    assert_false(log_enabled(LOG_INFO));
+    log_thread_settings(LOG_DEBUG, LOG_JSON);
+    assert_true(log_enabled(LOG_DEBUG));
+    bool other = true;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, level_info_enabled, &other), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_false(other); /* another thread: still the process-wide level */
+    log_thread_settings(-1, -1);
+    assert_false(log_enabled(LOG_INFO));
+    log_setup(LOG_INFO, LOG_TEXT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_escapes_control_characters),
         cmocka_unit_test(test_json_escapes_control_characters),
+        cmocka_unit_test(test_thread_settings_are_the_callers_own),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
