@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 /* A resolved socket address with its length. */
@@ -38,6 +39,16 @@ bool sock_addr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b)
 /* Whether listening on a keeps bind() on b from succeeding (a and b not equal): the same family
  * and port, one of them the wildcard address, which takes the port on every address of its family
  * (for sockets without SO_REUSEPORT; IPv6 listeners are v6-only, so 0.0.0.0 and [::] do not). */
+/* a, with an IPv4-mapped IPv6 address ([::ffff:a.b.c.d]) turned into the IPv4 address it stands
+ * for: an IPv6 socket that connects to one reaches that IPv4 address. */
+struct sockaddr_any sock_addr_unmapped(const struct sockaddr_any *a);
+/* The port of an IPv4 or IPv6 address, in network byte order. */
+uint16_t sock_addr_port(const struct sockaddr_any *a);
+/* 0.0.0.0 or [::]: every address of the host, which a listening socket takes and a connect
+ * cannot name. */
+bool sock_addr_is_any(const struct sockaddr_any *a);
+/* 127.0.0.0/8 or [::1]. */
+bool sock_addr_is_loopback(const struct sockaddr_any *a);
 bool sock_addr_overlaps(const struct sockaddr_any *a, const struct sockaddr_any *b);
 
 /* Non-blocking, close-on-exec listening socket with SO_REUSEADDR (and SO_REUSEPORT if asked) and

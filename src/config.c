@@ -681,59 +681,17 @@ static void *grow(void *arr, size_t n, size_t elem)
     return a;
 }
 
-/* a, with an IPv4-mapped IPv6 address ([::ffff:a.b.c.d]) turned into the IPv4 address it stands
- * for: an IPv6 socket that connects to one reaches that IPv4 address. */
-static struct sockaddr_any unmapped(const struct sockaddr_any *a)
-{
-    const struct sockaddr_in6 *s6 = (const void *)&a->u.ss;
-    if (a->u.sa.sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-        return *a;
-    struct sockaddr_any v4 = {.len = sizeof(struct sockaddr_in)};
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&v4.u.ss;
-    s4->sin_family = AF_INET;
-    s4->sin_port = s6->sin6_port;
-    memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], sizeof(s4->sin_addr));
-    return v4;
-}
-
-/* The port of an IPv4 or IPv6 address, in network byte order. */
-static uint16_t addr_port(const struct sockaddr_any *a)
-{
-    if (a->u.sa.sa_family == AF_INET)
-        return ((const struct sockaddr_in *)&a->u.ss)->sin_port;
-    return ((const struct sockaddr_in6 *)&a->u.ss)->sin6_port;
-}
-
-/* 0.0.0.0 or [::]: every address of the host, which a listening socket takes and a connect
- * cannot name. */
-static bool addr_is_any(const struct sockaddr_any *a)
-{
-    if (a->u.sa.sa_family == AF_INET)
-        return ((const struct sockaddr_in *)&a->u.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-    return a->u.sa.sa_family == AF_INET6 &&
-           IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->u.ss)->sin6_addr);
-}
-
-/* 127.0.0.0/8 or [::1]. */
-static bool addr_is_loopback(const struct sockaddr_any *a)
-{
-    if (a->u.sa.sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)&a->u.ss)->sin_addr.s_addr) >> 24) == 127;
-    return a->u.sa.sa_family == AF_INET6 &&
-           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->u.ss)->sin6_addr);
-}
-
 /* Whether a connection to backend address b arrives on listening address l: the same address
  * (an IPv4-mapped one included), or l is the wildcard of b's family and port and b a loopback
  * address, which only this host answers. The host's other addresses behind a wildcard are not
  * known here. */
 static bool backend_reaches(const struct sockaddr_any *b, const struct sockaddr_any *l)
 {
-    struct sockaddr_any x = unmapped(b);
+    struct sockaddr_any x = sock_addr_unmapped(b);
     if (sock_addr_equal(&x, l))
         return true;
-    return x.u.sa.sa_family == l->u.sa.sa_family && addr_port(&x) == addr_port(l) &&
-           addr_is_any(l) && addr_is_loopback(&x);
+    return x.u.sa.sa_family == l->u.sa.sa_family && sock_addr_port(&x) == sock_addr_port(l) &&
+           sock_addr_is_any(l) && sock_addr_is_loopback(&x);
 }
 
 static int add_listen(struct pctx *p, yaml_node_t *v)
@@ -746,7 +704,7 @@ static int add_listen(struct pctx *p, yaml_node_t *v)
         return fail_at(p, v, "'listen': bad address '%s': %s", s, why);
     /* Listening IPv6 sockets are IPv6-only (sock_listen), and such a socket cannot bind an
      * IPv4-mapped address: it would pass here and fail at startup. */
-    struct sockaddr_any v4 = unmapped(&addr);
+    struct sockaddr_any v4 = sock_addr_unmapped(&addr);
     if (v4.u.sa.sa_family != addr.u.sa.sa_family) {
         char f[SOCK_ADDRSTRLEN];
         return fail_at(p, v,
@@ -820,8 +778,8 @@ static int set_backend_address(struct pctx *p, yaml_node_t *v, const char *key)
     if (p->backend->named)
         snprintf(resolved, sizeof(resolved), " (resolved to %s)",
                  sock_addr_format(&p->backend->addr, f, sizeof(f)));
-    struct sockaddr_any a = unmapped(&p->backend->addr);
-    if (addr_is_any(&a))
+    struct sockaddr_any a = sock_addr_unmapped(&p->backend->addr);
+    if (sock_addr_is_any(&a))
         return fail_at(p, v,
                        "'address': backend '%s'%s is not an address to connect to (0.0.0.0 and "
                        "[::] stand for every address of a host, for listening): give the "

@@ -236,21 +236,47 @@ bool sock_addr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b)
     return false;
 }
 
+struct sockaddr_any sock_addr_unmapped(const struct sockaddr_any *a)
+{
+    const struct sockaddr_in6 *s6 = (const void *)&a->u.ss;
+    if (a->u.sa.sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+        return *a;
+    struct sockaddr_any v4 = {.len = sizeof(struct sockaddr_in)};
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&v4.u.ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = s6->sin6_port;
+    memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], sizeof(s4->sin_addr));
+    return v4;
+}
+
+uint16_t sock_addr_port(const struct sockaddr_any *a)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->u.ss)->sin_port;
+    return ((const struct sockaddr_in6 *)&a->u.ss)->sin6_port;
+}
+
+bool sock_addr_is_any(const struct sockaddr_any *a)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->u.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return a->u.sa.sa_family == AF_INET6 &&
+           IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->u.ss)->sin6_addr);
+}
+
+bool sock_addr_is_loopback(const struct sockaddr_any *a)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->u.ss)->sin_addr.s_addr) >> 24) == 127;
+    return a->u.sa.sa_family == AF_INET6 &&
+           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->u.ss)->sin6_addr);
+}
+
 bool sock_addr_overlaps(const struct sockaddr_any *a, const struct sockaddr_any *b)
 {
-    if (a->u.sa.sa_family != b->u.sa.sa_family)
-        return false;
-    if (a->u.sa.sa_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)&a->u.ss, *y = (const void *)&b->u.ss;
-        return x->sin_port == y->sin_port &&
-               (x->sin_addr.s_addr == htonl(INADDR_ANY) || y->sin_addr.s_addr == htonl(INADDR_ANY));
-    }
-    if (a->u.sa.sa_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)&a->u.ss, *y = (const void *)&b->u.ss;
-        return x->sin6_port == y->sin6_port &&
-               (IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
-    }
-    return false;
+    return a->u.sa.sa_family == b->u.sa.sa_family &&
+           (a->u.sa.sa_family == AF_INET || a->u.sa.sa_family == AF_INET6) &&
+           sock_addr_port(a) == sock_addr_port(b) && (sock_addr_is_any(a) || sock_addr_is_any(b));
 }
 
 int sock_listen(const struct sockaddr_any *a, int backlog, bool reuseport)
