@@ -260,26 +260,32 @@ static bool write_line(const char *p, size_t n)
     return true;
 }
 
+/* A whole message line (no fields) at level, ending in '\n'. */
+static void format_text_line(struct line *l, enum log_level level, const char *text)
+{
+    bool json = format_is_json();
+    begin(l, level, json);
+    if (json) {
+        put_json_str(l, text);
+        puts_(l, "}");
+    } else {
+        put_text(l, text);
+    }
+    l->buf[l->len++] = '\n';
+}
+
+/* Writes l (its '\n' added by the caller), after saying how many lines were dropped before it. */
 static void emit(struct line *l)
 {
     pthread_once(&out_once, out_init);
-    l->buf[l->len++] = '\n';
     unsigned long long lost = atomic_exchange(&dropped, 0);
     if (lost > 0 && log_enabled(LOG_WARN)) {
-        struct line n;
-        bool json = format_is_json();
-        begin(&n, LOG_WARN, json);
         char text[160];
         snprintf(text, sizeof(text),
                  "log: %llu line%s dropped: the reader of stderr did not keep up", lost,
                  lost == 1 ? "" : "s");
-        if (json) {
-            put_json_str(&n, text);
-            puts_(&n, "}");
-        } else {
-            put_text(&n, text);
-        }
-        n.buf[n.len++] = '\n';
+        struct line n;
+        format_text_line(&n, LOG_WARN, text);
         if (!write_line(n.buf, n.len)) {
             atomic_fetch_add(&dropped, lost + 1);
             return;
@@ -298,16 +304,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-
     struct line l;
-    bool json = format_is_json();
-    begin(&l, level, json);
-    if (json) {
-        put_json_str(&l, text);
-        puts_(&l, "}");
-    } else {
-        put_text(&l, text);
-    }
+    format_text_line(&l, level, text);
     emit(&l);
 }
 
@@ -340,5 +338,6 @@ void log_fields(enum log_level level, const char *msg, const struct log_field *f
     }
     if (json)
         puts_(&l, "}");
+    l.buf[l.len++] = '\n';
     emit(&l);
 }
