@@ -269,6 +269,16 @@ static void pipe_give_back(struct session *s, int dir)
     s->pipe[dir] = NULL;
 }
 
+/* Ends a wait for a descriptor (see connect_next); returns whether the session was waiting. */
+static bool stop_fd_wait(struct session *s)
+{
+    if (!s->fd_wait)
+        return false;
+    s->fd_wait = 0;
+    s->w->fd_waiters--;
+    return true;
+}
+
 void session_close(struct session *s, enum session_cause cause)
 {
     if (s->state == SESSION_CLOSED)
@@ -277,10 +287,7 @@ void session_close(struct session *s, enum session_cause cause)
     s->cause = (uint8_t)(cause == CAUSE_NONE ? CAUSE_CLIENT_FIN : cause);
     struct loop *l = &s->w->loop;
     loop_timer_cancel(l, &s->timer);
-    if (s->fd_wait) {
-        s->fd_wait = 0;
-        s->w->fd_waiters--;
-    }
+    stop_fd_wait(s);
 
     /* A side gets a RST instead of a FIN when its stream was truncated, so it never looks
      * complete: the other side reset, or bytes toward it were still in flight. */
@@ -847,9 +854,7 @@ static void on_timer(struct loop *l, struct loop_timer *t)
 {
     struct session *s = container_of(t, struct session, timer);
     if (s->state == SESSION_CONNECTING) {
-        if (s->fd_wait) {
-            s->fd_wait = 0;
-            s->w->fd_waiters--;
+        if (stop_fd_wait(s)) {
             connect_next(s);
         } else {
             attempt_failed(s, ETIMEDOUT);
